@@ -1,0 +1,38 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU wheel is installed before the package so pip never pulls a CUDA build; override for GPUs.
+TORCH_SPEC ?= torch==2.13.0
+OUT ?= demo_out
+
+.PHONY: install demo test sync check nbtest pytest bench
+install: $(VENV)/.installed
+
+$(VENV)/.installed: setup.py settings.ini pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+demo: install
+	$(VENV)/bin/mas-nb demo --out $(OUT)
+
+# Regenerate modules, clean notebooks and rebuild README.md (developer command).
+sync: install
+	$(VENV)/bin/nbdev_export
+	$(VENV)/bin/nbdev_clean
+	$(VENV)/bin/nbdev_clean --fname index.ipynb
+	$(PY) tools/make_readme.py
+
+check: install
+	VENV=$(VENV) tools/check_sync.sh
+
+nbtest: install
+	$(VENV)/bin/nbdev_test --n_workers 2 --timing
+	$(VENV)/bin/nbdev_test --path index.ipynb --timing
+
+pytest: install
+	$(PY) -m pytest -q tests
+
+test: check nbtest pytest
