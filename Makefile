@@ -3,7 +3,6 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # The CPU wheel is installed before the package so pip never pulls a CUDA build; override for GPUs.
 TORCH_SPEC ?= torch==2.13.0
-OUT ?= demo_out
 
 .PHONY: install demo test sync check nbtest pytest bench
 install: $(VENV)/.installed
@@ -16,7 +15,7 @@ $(VENV)/.installed: setup.py settings.ini pyproject.toml
 	touch $@
 
 demo: install
-	$(VENV)/bin/mas-nb demo --out $(OUT)
+	$(VENV)/bin/mas-nb demo
 
 # Regenerate modules, clean notebooks and rebuild README.md (developer command).
 sync: install
