@@ -58,26 +58,29 @@ def zscore(X: np.ndarray, name: str = 'X') -> np.ndarray:
                                   "z-scoring divides by their zero standard deviation; drop them first")
     return (X - X.mean(0)) / sd
 
-# %% ../nbs/05_similarity.ipynb #e0bce998
+# %% ../nbs/05_similarity.ipynb #cbbeb9a3
 RDM_KINDS = ('cosine', 'correlation', 'euclidean')
 
 def compute_rdm(X, kind: str = 'cosine') -> np.ndarray:
     "The `[N, N]` representational dissimilarity matrix of the rows of `X`: 1 − cosine, 1 − correlation, or Euclidean distance."
     X = as_matrix(X)
-    if kind == 'cosine': U = unit_rows(X)
+    if kind == 'cosine': V = unit_rows(X)
     elif kind == 'correlation':
         if X.shape[1] < 2: raise ValueError("the correlation RDM needs at least 2 features")
-        U = unit_rows(X - X.mean(1, keepdims=True), why='the correlation across features (the row is constant)')
-    elif kind == 'euclidean':
-        X = X - X.mean(0)  # distances do not change; smaller numbers cancel less in |a|²+|b|²−2ab
-        sq = (X * X).sum(1)
-        D = np.sqrt(np.maximum(sq[:, None] + sq[None] - 2 * X @ X.T, 0))
-        np.fill_diagonal(D, 0)
-        return D
+        V = unit_rows(X - X.mean(1, keepdims=True), why='the correlation across features (the row is constant)')
+    elif kind == 'euclidean': V = X - X.mean(0)  # distances do not change; smaller numbers cancel less in |a|²+|b|²−2ab
     else: raise ValueError(f"unknown RDM kind {kind!r}; choose one of {RDM_KINDS}")
-    D = 1 - U @ U.T
+    # Identical rows must give exactly tied dissimilarities: Spearman ranks ties, and BLAS rounding
+    # would otherwise break them at random. So compute the RDM of the distinct rows and expand it.
+    U, inv = np.unique(V, axis=0, return_inverse=True)
+    if kind == 'euclidean':
+        sq = (U * U).sum(1)
+        D = np.sqrt(np.maximum(sq[:, None] + sq[None] - 2 * U @ U.T, 0))
+    else: D = 1 - U @ U.T
+    D = (D + D.T) / 2       # exactly symmetric, so pair (i, j) and pair (j, i) tie
     np.fill_diagonal(D, 0)  # exactly 0, not rounding noise
-    return D
+    inv = inv.reshape(-1)
+    return D[np.ix_(inv, inv)]
 
 # %% ../nbs/05_similarity.ipynb #0732cae9
 def _correlate(a: np.ndarray, b: np.ndarray, method: str) -> float:
