@@ -14,7 +14,7 @@ from .tasks import CountingTask, MAX_QUANTITY, as_rng, check_n, get_task
 # %% auto #0
 __all__ = ['MIN_SAMPLES', 'RDM_KINDS', 'MEASURES', 'as_matrix', 'check_pair', 'unit_rows', 'zscore', 'compute_rdm', 'rsa',
            'centre_kernel', 'hsic', 'kernel_cka', 'cka', 'linear_cka', 'quantities', 'quantity_batch', 'model_latents',
-           'protocol_latents', 'SimilarityResult', 'similarity_protocol']
+           'protocol_latents', 'SimilarityResult', 'similarity_protocol', 'plot_rdms']
 
 # %% ../nbs/05_similarity.ipynb #7d6a5a74
 MIN_SAMPLES = 4
@@ -241,3 +241,16 @@ def similarity_protocol(model_a, model_b, task, site: str, task_b=None, site_b: 
     ta, tb = get_task(task), get_task(task if task_b is None else task_b)
     return SimilarityResult(ta.name, tb.name, site, site if site_b is None else site_b, Xa.shape[1], Xb.shape[1],
                             len(Xa), n_samples, n_resamples, int(seed), {m: _summary(vals[m], null[m]) for m in measures})
+
+# %% ../nbs/05_similarity.ipynb #1dc267a1
+def plot_rdms(X, Y, order=None, kind: str = 'cosine', titles=('model a', 'model b'), size: float = 3.2):
+    "The RDMs of `X` and `Y` side by side, rows and columns in `order`; returns the figure."
+    import matplotlib.pyplot as plt  # here, so importing the module does not pull in matplotlib
+    Ds = [compute_rdm(M, kind) for M in (X, Y)]
+    if order is not None: Ds = [D[np.ix_(order, order)] for D in Ds]
+    fig, axs = plt.subplots(1, 2, figsize=(2 * size + 1.2, size), constrained_layout=True)
+    for ax, D, title in zip(axs, Ds, titles):
+        im = ax.imshow(D, cmap='viridis', interpolation='nearest')
+        ax.set_title(title, fontsize=10); ax.set_xticks([]); ax.set_yticks([])
+        fig.colorbar(im, ax=ax, shrink=0.8, label=f'{kind} dissimilarity' if ax is axs[-1] else None)
+    return fig
