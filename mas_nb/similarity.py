@@ -146,8 +146,9 @@ def linear_cka(X, Y, debiased: bool = False) -> float:
     num = np.linalg.norm(Y.T @ X) ** 2
     return float(num / (np.linalg.norm(X.T @ X) * np.linalg.norm(Y.T @ Y)))
 
-# %% ../nbs/05_similarity.ipynb #a8e7ee99
-MEASURES = {'rsa': rsa, 'cka': cka, 'linear_cka': linear_cka, 'linear_cka_debiased': partial(linear_cka, debiased=True)}
+# %% ../nbs/05_similarity.ipynb #08ee457e
+MEASURES = {'rsa': rsa, 'rsa_pearson': partial(rsa, method='pearson'), 'cka': cka, 'linear_cka': linear_cka,
+            'linear_cka_debiased': partial(linear_cka, debiased=True)}
 
 # %% ../nbs/05_similarity.ipynb #142d8fcf
 def quantities(task: CountingTask, ids) -> np.ndarray:
