@@ -1,0 +1,252 @@
+import os
+
+import pytest
+import torch
+from torch import nn
+
+import mas_nb.models as models
+from mas_nb.models import (ARCHS, make_model, train_model, trial_correct, trial_accuracy, save_model, load_model,
+                           cached_model, affine_scan)
+from mas_nb.tasks import get_task
+
+TASK = get_task('multiobject')
+SITES = [(arch, site) for arch in ARCHS for site in make_model('multiobject', arch, width=8).sites]
+
+
+def tiny(arch, task='multiobject', width=16, seed=0):
+    model = make_model(task, arch, seed=seed, width=width).eval()
+    for p in model.parameters(): p.requires_grad_(False)   # as during MAS: only `new` carries gradients
+    return model
+
+
+def random_pos(ids, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, ids.shape[1], (len(ids),), generator=g)
+
+
+# --- the patch interface -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('arch,site', SITES)
+@pytest.mark.parametrize('stepwise', [False, True])
+def test_identity_patch_reproduces_logits(arch, site, stepwise):
+    model, ids = tiny(arch), TASK.sample(40, 1)
+    pos, rows = random_pos(ids), torch.arange(40)
+    lat = model.latents(ids, site)
+    assert lat.shape == (40, ids.shape[1], model.site_dim(site))
+    new = lat if stepwise else lat[rows, pos]
+    full = model(ids)
+    got = model.patched_logits(ids, site, pos, new, stepwise=stepwise, prefix=True)
+    torch.testing.assert_close(got, full, atol=1e-5, rtol=1e-5)
+    fast = model.patched_logits(ids, site, pos, new, stepwise=stepwise)   # exact from pos on
+    after = torch.arange(ids.shape[1])[None] >= pos[:, None]
+    torch.testing.assert_close(fast[after], full[after], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize('arch,site', SITES)
+def test_patch_changes_only_positions_from_pos_on(arch, site):
+    model, ids = tiny(arch), TASK.sample(20, 2)
+    pos = torch.randint(1, ids.shape[1] - 1, (20,), generator=torch.Generator().manual_seed(3))
+    new = torch.randn(20, model.site_dim(site), generator=torch.Generator().manual_seed(4)) * 3
+    diff = (model.patched_logits(ids, site, pos, new, prefix=True) - model(ids)).abs().amax(-1)
+    t = torch.arange(ids.shape[1])[None]
+    assert diff[t < pos[:, None]].max() < 1e-5
+    assert (diff[t == pos[:, None]] > 1e-4).all() if site != 'embedding' or arch != 'transformer' else True
+    assert diff[t >= pos[:, None]].max() > 1e-3
+
+
+@pytest.mark.parametrize('arch,site', SITES)
+@pytest.mark.parametrize('stepwise', [False, True])
+def test_gradients_flow_into_new(arch, site, stepwise):
+    model, ids = tiny(arch), TASK.sample(8, 3)
+    pos = random_pos(ids, 5)
+    shape = (8, ids.shape[1], model.site_dim(site)) if stepwise else (8, model.site_dim(site))
+    new = torch.randn(shape, requires_grad=True)
+    model.patched_logits(ids, site, pos, new, stepwise=stepwise).logsumexp(-1).sum().backward()
+    assert new.grad is not None and new.grad.abs().sum() > 0
+
+
+def test_transformer_patch_matches_a_looped_reference():
+    model, ids = tiny('transformer'), TASK.sample(12, 4)
+    pos = random_pos(ids, 6)
+    new = torch.randn(12, 16)
+    x = model.embed(ids)
+    x = model.blocks[0](x).clone()
+    for i in range(12): x[i, pos[i]] = new[i]          # patch after block 0, one row at a time
+    want = model.head(model.ln_f(model.blocks[1](x)))
+    torch.testing.assert_close(model.patched_logits(ids, 'layer0', pos, new), want, atol=1e-5, rtol=1e-5)
+
+
+# --- the fast RNN path against a step-by-step cell loop -----------------------------------------------
+
+def cell_of(model):
+    r = model.rnn
+    cell = (nn.GRUCell if model.arch == 'gru' else nn.LSTMCell)(r.input_size, r.hidden_size)
+    cell.load_state_dict(dict(weight_ih=r.weight_ih_l0, weight_hh=r.weight_hh_l0, bias_ih=r.bias_ih_l0, bias_hh=r.bias_hh_l0))
+    return cell
+
+
+def reference_run(model, ids, states=None, embeds=None, patch=None):
+    """Step through the sequence with an RNN cell. `patch(t, state) -> state` may replace the state after step t.
+    Returns per-position latents ([h] or [h; c]) and logits."""
+    cell, n = cell_of(model), len(ids)
+    x = model.embed(ids) if embeds is None else embeds
+    k = model.state_size
+    state = torch.zeros(n, k) if model.arch == 'gru' else (torch.zeros(n, k), torch.zeros(n, k))
+    lats, logits = [], []
+    for t in range(ids.shape[1]):
+        state = cell(x[:, t], state)
+        flat = state if model.arch == 'gru' else torch.cat(state, -1)
+        if patch is not None: flat = patch(t, flat)
+        state = flat if model.arch == 'gru' else tuple(flat.split(k, -1))
+        lats.append(flat); logits.append(model.head(flat[:, :k]))
+    return torch.stack(lats, 1), torch.stack(logits, 1)
+
+
+@pytest.mark.parametrize('arch', ['gru', 'lstm'])
+def test_rnn_latents_match_cell_loop(arch):
+    model, ids = tiny(arch, width=32), TASK.sample(30, 7)
+    lats, logits = reference_run(model, ids)
+    torch.testing.assert_close(model.latents(ids, 'hidden'), lats, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(model(ids), logits, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize('arch', ['gru', 'lstm'])
+@pytest.mark.parametrize('stepwise', [False, True])
+def test_rnn_hidden_patch_matches_cell_loop(arch, stepwise):
+    model, ids = tiny(arch, width=32), TASK.sample(30, 8)
+    pos = random_pos(ids, 9)
+    g = torch.Generator().manual_seed(10)
+    new = torch.randn((30, ids.shape[1], 32) if stepwise else (30, 32), generator=g)
+
+    def patch(t, flat):
+        hit = (pos >= t) if stepwise else (pos == t)
+        return torch.where(hit[:, None], new[:, t] if stepwise else new, flat)
+
+    _, want = reference_run(model, ids, patch=patch)
+    torch.testing.assert_close(model.patched_logits(ids, 'hidden', pos, new, stepwise, prefix=True), want, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize('arch', ['gru', 'lstm'])
+@pytest.mark.parametrize('stepwise', [False, True])
+def test_rnn_embedding_patch_matches_cell_loop(arch, stepwise):
+    model, ids = tiny(arch, width=32), TASK.sample(30, 11)
+    pos = random_pos(ids, 12)
+    new = torch.randn((30, ids.shape[1] + 3, 32) if stepwise else (30, 32))
+    x = model.embed(ids).clone()
+    for i in range(30):
+        if stepwise: x[i, :pos[i] + 1] = new[i, :pos[i] + 1]
+        else: x[i, pos[i]] = new[i]
+    _, want = reference_run(model, ids, embeds=x)
+    torch.testing.assert_close(model.patched_logits(ids, 'embedding', pos, new, stepwise), want, atol=1e-5, rtol=1e-5)
+
+
+def test_affine_scan_matches_recurrence():
+    a, b = torch.rand(4, 55, 3), torch.randn(4, 55, 3)
+    c, ref = torch.zeros(4, 3), []
+    for t in range(55):
+        c = a[:, t] * c + b[:, t]; ref.append(c)
+    torch.testing.assert_close(affine_scan(a, b), torch.stack(ref, 1), atol=1e-5, rtol=1e-5)
+
+
+def test_arithmetic_models():
+    task = get_task('arithmetic')
+    ids = task.sample(10, 0)
+    for arch in ARCHS:
+        model = tiny(arch, 'arithmetic')
+        assert model(ids).shape == (*ids.shape, 28)
+
+
+# --- bad input ------------------------------------------------------------------------------------------
+
+def test_bad_sites_and_shapes_fail_clearly():
+    model, ids = tiny('gru'), TASK.sample(4, 0)
+    pos = torch.tensor([1, 2, 3, 4])
+    with pytest.raises(ValueError, match=r"unknown site 'layer0'.*'embedding', 'hidden'"): model.latents(ids, 'layer0')
+    with pytest.raises(ValueError, match="unknown site 'hidden'.*'layer0', 'layer1'"): tiny('transformer').site_dim('hidden')
+    with pytest.raises(ValueError, match=r"new must have shape \[4, 16\]"): model.patched_logits(ids, 'hidden', pos, torch.zeros(4, 15))
+    with pytest.raises(ValueError, match="new must have shape"): model.patched_logits(ids, 'hidden', pos, torch.zeros(4, 4, 16), stepwise=True)
+    with pytest.raises(ValueError, match="pos must be a LongTensor"): model.patched_logits(ids, 'hidden', pos[:3], torch.zeros(4, 16))
+    with pytest.raises(ValueError, match="pos must lie in"): model.patched_logits(ids, 'hidden', pos + 100, torch.zeros(4, 16))
+    with pytest.raises(ValueError, match="token ids must lie in 0..9"): model(ids + 20)
+    with pytest.raises(ValueError, match="LongTensor"): model(ids.float())
+    with pytest.raises(ValueError, match="valid architectures"): make_model('multiobject', 'mamba')
+    with pytest.raises(ValueError, match="unknown task"): make_model('nope', 'gru')
+    with pytest.raises(ValueError, match="width"): make_model('multiobject', 'lstm', width=7)
+
+
+# --- training and accuracy ------------------------------------------------------------------------------
+
+def test_teacher_forced_equals_free_running():
+    model = train_model('multiobject', 'gru', seed=0, width=32, lr=5e-3, max_steps=150, criterion=None, progress=False)
+    ids = TASK.sample(200, 5)
+    det, seq = TASK.deterministic_mask(ids), ids.clone()
+    with torch.no_grad():
+        for t in range(1, ids.shape[1]):   # greedy rollout: own predictions at deterministic positions
+            seq[:, t] = torch.where(det[:, t], model(seq[:, :t])[:, -1].argmax(-1), ids[:, t])
+    free = ((seq == ids) | ~det).all(1)
+    tf = trial_correct(model, TASK, ids)
+    assert 0 < tf.float().mean() < 1, "need a half-trained model for a meaningful comparison"
+    assert torch.equal(tf, free)
+    assert trial_accuracy(model, 'multiobject', ids) == pytest.approx(free.float().mean().item())
+
+
+def test_training_is_seeded_and_budget_errors():
+    a = train_model('multiobject', 'lstm', seed=3, width=16, max_steps=5, criterion=None, progress=False)
+    b = train_model('multiobject', 'lstm', seed=3, width=16, max_steps=5, criterion=None, progress=False)
+    c = train_model('multiobject', 'lstm', seed=4, width=16, max_steps=5, criterion=None, progress=False)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not torch.equal(a.rnn.weight_hh_l0, c.rnn.weight_hh_l0)
+    with pytest.raises(RuntimeError, match="did not reach"):
+        train_model('multiobject', 'gru', width=8, max_steps=10, check_every=5, progress=False)
+
+
+def test_transformer_trains_on_void_variant():
+    model = train_model('multiobject', 'transformer', seed=0, width=16, max_steps=2, criterion=None, progress=False)
+    assert model.config['train_void_p'] == 0.2 and model.task == 'multiobject'
+
+
+# --- checkpoints and cache ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('arch', ARCHS)
+def test_save_load_identical(arch, tmp_path):
+    model = train_model('multiobject', arch, seed=1, width=16, max_steps=3, criterion=None, progress=False)
+    path = save_model(model, tmp_path / 'sub' / 'm.pt')
+    assert sorted(p.name for p in path.parent.iterdir()) == ['m.pt']   # no temporary left behind
+    back = load_model(path)
+    assert back.config == model.config and back.accuracy == model.accuracy and not back.training
+    for (k, x), (k2, y) in zip(model.state_dict().items(), back.state_dict().items()):
+        assert k == k2 and torch.equal(x, y)
+    ids = TASK.sample(16, 0)
+    assert torch.equal(back(ids), model(ids))
+
+
+def test_bad_checkpoints_fail_clearly(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.pt"): load_model(tmp_path / 'missing.pt')
+    (tmp_path / 'junk.pt').write_bytes(b'\x00garbage')
+    with pytest.raises(ValueError, match="junk.pt is not a readable"): load_model(tmp_path / 'junk.pt')
+    torch.save({'hello': 1}, tmp_path / 'other.pt')
+    with pytest.raises(ValueError, match="other.pt is not a mas_nb model checkpoint"): load_model(tmp_path / 'other.pt')
+    good = save_model(tiny('gru'), tmp_path / 'good.pt')
+    (tmp_path / 'cut.pt').write_bytes(good.read_bytes()[:200])
+    with pytest.raises(ValueError, match="cut.pt"): load_model(tmp_path / 'cut.pt')
+    blob = torch.load(good, weights_only=True); blob['config']['width'] = 32
+    torch.save(blob, tmp_path / 'wrong.pt')
+    with pytest.raises(ValueError, match="wrong.pt holds an inconsistent checkpoint"): load_model(tmp_path / 'wrong.pt')
+
+
+def test_cached_model_trains_once(tmp_path, monkeypatch):
+    monkeypatch.setenv('MAS_NB_CACHE', str(tmp_path / 'cache'))
+    calls = []
+    def fake_train(task, arch, seed, width, **options):
+        calls.append((task, arch, seed, width))
+        return train_model(task, arch, seed, width, max_steps=2, criterion=None, progress=False)
+    monkeypatch.setattr(models, 'train_model', fake_train)
+    first = cached_model('multiobject', 'gru', seed=2, width=16)
+    again = cached_model(get_task('multiobject'), 'gru', seed=2, width=16)
+    assert calls == [('multiobject', 'gru', 2, 16)]
+    assert (tmp_path / 'cache' / 'multiobject-gru-w16-s2.pt').is_file()
+    ids = TASK.sample(8, 0)
+    assert torch.equal(first(ids), again(ids))
+    cached_model('multiobject', 'gru', seed=3, width=16)
+    assert len(calls) == 2
+    with pytest.raises(ValueError, match="criterion"): cached_model('multiobject', 'gru', criterion=0.5)
