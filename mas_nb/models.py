@@ -14,10 +14,10 @@ from tqdm.auto import tqdm
 from .tasks import Task, CountingTask, get_task
 
 # %% auto #0
-__all__ = ['ARCHS', 'CRITERION', 'CHECKPOINT_FORMAT', 'init_weights', 'mlp_head', 'TaskModel', 'patch_mask', 'fit_length',
-           'place', 'affine_scan', 'RNNModel', 'rotary', 'Block', 'TransformerModel', 'make_model', 'trial_correct',
-           'trial_accuracy', 'lr_at', 'next_token_loss', 'accuracy_if_meets', 'train_model', 'save_model', 'load_model',
-           'cache_dir', 'cache_path', 'cached_model']
+__all__ = ['ARCHS', 'CRITERION', 'CHECKPOINT_FORMAT', 'init_weights', 'mlp_head', 'TaskModel', 'scored_positions', 'patch_mask',
+           'fit_length', 'place', 'affine_scan', 'RNNModel', 'rotary', 'Block', 'TransformerModel', 'make_model',
+           'trial_correct', 'trial_accuracy', 'lr_at', 'next_token_loss', 'accuracy_if_meets', 'train_model',
+           'save_model', 'load_model', 'cache_dir', 'cache_path', 'cached_model']
 
 # %% ../nbs/02_models.ipynb #2cb84b43
 ARCHS = ('gru', 'lstm', 'transformer')
@@ -39,7 +39,7 @@ def mlp_head(d_in: int, width: int, vocab_size: int) -> nn.Sequential:
     "The prediction head: Linear, GELU, 50% dropout, Linear (hidden size 4 x width)."
     return nn.Sequential(nn.Linear(d_in, 4 * width), nn.GELU(), nn.Dropout(0.5), nn.Linear(4 * width, vocab_size))
 
-# %% ../nbs/02_models.ipynb #4ab925cf
+# %% ../nbs/02_models.ipynb #ee689015
 class TaskModel(nn.Module):
     "Base class: a next-token model of a task with named, patchable latent sites."
     sites: tuple = ()
@@ -83,7 +83,8 @@ class TaskModel(nn.Module):
     def patched_logits(self, ids, site: str, pos, new, stepwise: bool = False, prefix: bool = False) -> torch.Tensor:
         """Logits `[n, L, vocab]` with the latent at `site` replaced at `(i, pos[i])` by `new[i]` (`new`: `[n, d]`),
         or, `stepwise`, at every position `0..pos[i]` by `new[i, :pos[i]+1]` (`new`: `[n, L', d]`).
-        Exact at positions >= pos; earlier positions are exact only with `prefix=True` (see the subclass)."""
+        Only the logits MAS scores are computed, at non-pad positions from `pos[i]` on; the rest are zeros.
+        `prefix=True` computes every position (before `pos`: unpatched, or patched when stepwise)."""
         ids, d = self.check_ids(ids), self.site_dim(site)
         n, L = ids.shape
         if not isinstance(pos, torch.Tensor) or pos.dtype != torch.long or pos.shape != (n,):
@@ -94,6 +95,15 @@ class TaskModel(nn.Module):
                                                 if stepwise else new.dim() == 2 and new.shape[0] == n) and new.shape[-1] == d
         if not ok: raise ValueError(f"new must have shape {want} at site {site!r}, got {tuple(getattr(new, 'shape', ()))}")
         return self._patched(ids, site, pos, new.to(self.embed.weight.dtype), stepwise, prefix)
+
+    def head_at(self, feats, keep):
+        "Logits `[n, L, V]` from features `[n, L, k]`, computed only where `keep` `[n, L]` (zeros elsewhere)."
+        return feats.new_zeros(*keep.shape, self.vocab_size).masked_scatter(keep[..., None], self.head(feats[keep]))
+
+def scored_positions(ids, pos, prefix=False):
+    "The positions whose logits `patched_logits` computes: non-pad from `pos` on, or all with `prefix`."
+    if prefix: return torch.ones_like(ids, dtype=torch.bool)
+    return (torch.arange(ids.shape[1], device=ids.device)[None] >= pos[:, None]) & (ids != 0)
 
 def patch_mask(pos: torch.Tensor, L: int, stepwise: bool) -> torch.Tensor:
     "`[n, L, 1]` mask of the patched positions: `pos[i]` only, or `0..pos[i]` when stepwise."
@@ -119,7 +129,7 @@ def affine_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         k *= 2
     return b
 
-# %% ../nbs/02_models.ipynb #4333a702
+# %% ../nbs/02_models.ipynb #bdc92ccc
 class RNNModel(TaskModel):
     "Embedding, one GRU or LSTM layer, MLP head. `hidden` is h (GRU) or [h; c] (LSTM)."
     sites = ('embedding', 'hidden')
@@ -156,28 +166,29 @@ class RNNModel(TaskModel):
         h, c = latent.split(self.state_size, -1)
         return (h[None].contiguous(), c[None].contiguous())
 
-    def continue_from(self, ids, pos, latent):
-        "Logits `[n, L, V]` when row i's state after `pos[i]` is `latent[i]`: exact from `pos[i]` on, zero before."
+    def continue_from(self, ids, pos, latent, keep):
+        "Logits `[n, L, V]` at the positions `keep` (all >= `pos`) when row i's state after `pos[i]` is `latent[i]`; zeros elsewhere."
         n, L = ids.shape
-        steps = L - 1 - int(pos.min())          # longest continuation
         t = torch.arange(L, device=ids.device)[None]
+        steps = int((torch.where(keep, t, -1).amax(1) - pos).max())   # the longest continuation anyone needs
         h = latent[:, :self.state_size][:, None]
         if steps > 0:                           # shift each row's continuation to start at column 0
             cols = pos[:, None] + 1 + t[:, :steps]
             cont = ids.gather(1, cols.clamp(max=L - 1)).masked_fill(cols >= L, 0)
             h = torch.cat([h, self.rnn(self.embed(cont), self._state(latent))[0]], 1)
-        logits = self.head(h)                   # column j is position pos[i] + j
-        back = (t - pos[:, None]).clamp(0, steps)
-        logits = logits.gather(1, back[..., None].expand(-1, -1, logits.shape[-1]))
-        return logits.masked_fill((t < pos[:, None])[..., None], 0.)
+        rows, at = keep.nonzero(as_tuple=True)  # column j of h is position pos[i] + j
+        logits = self.head(h[rows, at - pos[rows]])
+        return h.new_zeros(n, L, self.vocab_size).index_put((rows, at), logits)
 
     def _patched(self, ids, site, pos, new, stepwise, prefix):
-        if site == 'embedding': return self.head(self.rnn(place(self.embed(ids), new, pos, stepwise))[0])
+        keep = scored_positions(ids, pos, prefix)
+        if site == 'embedding': return self.head_at(self.rnn(place(self.embed(ids), new, pos, stepwise))[0], keep)
+        after = torch.arange(ids.shape[1], device=ids.device)[None] >= pos[:, None]
         state = new[torch.arange(len(pos)), pos] if stepwise else new   # the state the continuation starts from
-        out = self.continue_from(ids, pos, state)
+        out = self.continue_from(ids, pos, state, keep & after)
         if not prefix: return out
         before = self.head(fit_length(new, ids.shape[1])[..., :self.state_size]) if stepwise else self(ids)
-        return torch.where((torch.arange(ids.shape[1]) < pos[:, None])[..., None], before, out)
+        return torch.where(after[..., None], out, before)
 
 # %% ../nbs/02_models.ipynb #21f86ba6
 def rotary(x: torch.Tensor, base: float = 10000.) -> torch.Tensor:
@@ -200,7 +211,7 @@ class Block(nn.Module):
         x = x + self.proj(F.scaled_dot_product_attention(rotary(q), rotary(k), v, is_causal=True))
         return x + self.ff2(F.gelu(self.ff1(self.ln2(x))))
 
-# %% ../nbs/02_models.ipynb #b9049fac
+# %% ../nbs/02_models.ipynb #1d0283f6
 class TransformerModel(TaskModel):
     "Embedding, two pre-norm RoPE blocks, final LayerNorm, MLP head. Sites are the residual stream before/after each block."
     sites = ('embedding', 'layer0', 'layer1')
@@ -227,7 +238,8 @@ class TransformerModel(TaskModel):
         return self.residuals(self.check_ids(ids))[self.check_site(site)]
 
     def _patched(self, ids, site, pos, new, stepwise, prefix):
-        return self.head(self.ln_f(self.residuals(ids, (site, new, pos, stepwise))['layer1']))
+        feats = self.ln_f(self.residuals(ids, (site, new, pos, stepwise))['layer1'])
+        return self.head_at(feats, scored_positions(ids, pos, prefix))
 
 # %% ../nbs/02_models.ipynb #a96d8968
 def make_model(task, arch: str, seed: int = 0, width: int = 128, train_void_p: float = 0.0, **_) -> TaskModel:

@@ -6,7 +6,7 @@ from torch import nn
 
 import mas_nb.models as models
 from mas_nb.models import (ARCHS, make_model, train_model, trial_correct, trial_accuracy, save_model, load_model,
-                           cached_model, affine_scan)
+                           cached_model, affine_scan, scored_positions)
 from mas_nb.tasks import get_task
 
 TASK = get_task('multiobject')
@@ -24,6 +24,15 @@ def random_pos(ids, seed=0):
     return torch.randint(0, ids.shape[1], (len(ids),), generator=g)
 
 
+def assert_patched(model, ids, site, pos, new, stepwise, want):
+    "`prefix=True` must give `want` everywhere; the default, `want` at the scored positions and zeros elsewhere."
+    close = dict(atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(model.patched_logits(ids, site, pos, new, stepwise, prefix=True), want, **close)
+    fast, keep = model.patched_logits(ids, site, pos, new, stepwise), scored_positions(ids, pos)
+    torch.testing.assert_close(fast[keep], want[keep], **close)
+    assert (fast[~keep] == 0).all()
+
+
 # --- the patch interface -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize('arch,site', SITES)
@@ -37,9 +46,11 @@ def test_identity_patch_reproduces_logits(arch, site, stepwise):
     full = model(ids)
     got = model.patched_logits(ids, site, pos, new, stepwise=stepwise, prefix=True)
     torch.testing.assert_close(got, full, atol=1e-5, rtol=1e-5)
-    fast = model.patched_logits(ids, site, pos, new, stepwise=stepwise)   # exact from pos on
-    after = torch.arange(ids.shape[1])[None] >= pos[:, None]
-    torch.testing.assert_close(fast[after], full[after], atol=1e-5, rtol=1e-5)
+    fast = model.patched_logits(ids, site, pos, new, stepwise=stepwise)   # only the scored positions
+    keep = (torch.arange(ids.shape[1])[None] >= pos[:, None]) & (ids != 0)
+    assert torch.equal(scored_positions(ids, pos), keep)
+    torch.testing.assert_close(fast[keep], full[keep], atol=1e-5, rtol=1e-5)
+    assert (fast[~keep] == 0).all()
 
 
 @pytest.mark.parametrize('arch,site', SITES)
@@ -73,7 +84,7 @@ def test_transformer_patch_matches_a_looped_reference():
     x = model.blocks[0](x).clone()
     for i in range(12): x[i, pos[i]] = new[i]          # patch after block 0, one row at a time
     want = model.head(model.ln_f(model.blocks[1](x)))
-    torch.testing.assert_close(model.patched_logits(ids, 'layer0', pos, new), want, atol=1e-5, rtol=1e-5)
+    assert_patched(model, ids, 'layer0', pos, new, False, want)
 
 
 # --- the fast RNN path against a step-by-step cell loop -----------------------------------------------
@@ -123,7 +134,7 @@ def test_rnn_hidden_patch_matches_cell_loop(arch, stepwise):
         return torch.where(hit[:, None], new[:, t] if stepwise else new, flat)
 
     _, want = reference_run(model, ids, patch=patch)
-    torch.testing.assert_close(model.patched_logits(ids, 'hidden', pos, new, stepwise, prefix=True), want, atol=1e-5, rtol=1e-5)
+    assert_patched(model, ids, 'hidden', pos, new, stepwise, want)
 
 
 @pytest.mark.parametrize('arch', ['gru', 'lstm'])
@@ -137,7 +148,7 @@ def test_rnn_embedding_patch_matches_cell_loop(arch, stepwise):
         if stepwise: x[i, :pos[i] + 1] = new[i, :pos[i] + 1]
         else: x[i, pos[i]] = new[i]
     _, want = reference_run(model, ids, embeds=x)
-    torch.testing.assert_close(model.patched_logits(ids, 'embedding', pos, new, stepwise), want, atol=1e-5, rtol=1e-5)
+    assert_patched(model, ids, 'embedding', pos, new, stepwise, want)
 
 
 def test_affine_scan_matches_recurrence():
