@@ -183,6 +183,9 @@ def test_bad_sites_and_shapes_fail_clearly():
     with pytest.raises(ValueError, match="valid architectures"): make_model('multiobject', 'mamba')
     with pytest.raises(ValueError, match="unknown task"): make_model('nope', 'gru')
     with pytest.raises(ValueError, match="width"): make_model('multiobject', 'lstm', width=7)
+    with pytest.raises(ValueError, match="has 10 tokens, not 28"): make_model('multiobject', 'gru', vocab_size=28)
+    with pytest.raises(ValueError, match="max_steps must be a positive integer"): train_model('multiobject', 'gru', max_steps=0)
+    with pytest.raises(ValueError, match="unknown architecture"): train_model('multiobject', 'rnn', max_steps=1)
 
 
 # --- training and accuracy ------------------------------------------------------------------------------
