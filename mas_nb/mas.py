@@ -18,9 +18,9 @@ from .counterfactuals import Interventions, make_interventions
 from .interventions import Rotation, LowRankMap, interchange
 
 # %% auto #0
-__all__ = ['METHODS', 'Split', 'Direction', 'site_latents', 'counterfactual_latents', 'direction_logits', 'behaviour_loss',
-           'cl_loss', 'trial_correct', 'MASResult', 'atomic_write', 'make_alignments', 'build_directions',
-           'evaluate_direction', 'fit_mas', 'evaluate_iia']
+__all__ = ['METHODS', 'Split', 'Direction', 'site_latents', 'counterfactual_latents', 'direction_logits', 'cl_loss',
+           'trial_correct', 'MASResult', 'atomic_write', 'make_alignments', 'build_directions', 'evaluate_direction',
+           'fit_mas', 'evaluate_iia', 'plot_curves']
 
 # %% ../nbs/04_mas.ipynb #375da62a
 @dataclass
@@ -76,7 +76,7 @@ def _state_keys(state):
     for v in state.values(): key = key * 1000 + (v.long() + 500)
     return key
 
-# %% ../nbs/04_mas.ipynb #a8fe2b81
+# %% ../nbs/04_mas.ipynb #1102e612
 def _trim(iv_rows):
     "Columns up to the last scored token of a batch (shorter continuation passes)."
     cols = iv_rows.label_mask.any(0).nonzero()
@@ -87,13 +87,10 @@ def direction_logits(model, site, split, idx, intervene, stepwise):
     iv = split.iv[idx]
     L = _trim(iv)
     h_v = intervene(split.h_trg[idx], split.h_src[idx])
-    logits = model.patched_logits(iv.cf_ids[:, :L], site, iv.trg_pos, h_v, stepwise=stepwise)
-    return logits, iv.cf_ids[:, :L], iv.label_mask[:, :L], h_v
-
-def behaviour_loss(logits, ids, mask):
-    "Cross-entropy on the deterministic counterfactual tokens (logits at t-1 predict token t)."
-    m = mask[:, 1:]
-    return F.cross_entropy(logits[:, :-1][m].float(), ids[:, 1:][m])
+    mask = iv.label_mask[:, :L]
+    scored = F.pad(mask[:, 1:], (0, 1))   # logits are needed only where the next token is scored
+    logits = model.patched_logits(iv.cf_ids[:, :L], site, iv.trg_pos, h_v, stepwise=stepwise, scored=scored)
+    return logits, iv.cf_ids[:, :L], mask, h_v
 
 def cl_loss(h_v, h_cl):
     "Counterfactual-latent loss (Eqs. 11-12), over rows that have a CL latent."
@@ -205,7 +202,7 @@ def build_directions(models, alignments, cfg, sizes: dict) -> list[Direction]:
                                   _intervention_fn(cfg, alignments, src, trg)))
     return dirs
 
-# %% ../nbs/04_mas.ipynb #b5751752
+# %% ../nbs/04_mas.ipynb #0440fbdb
 @torch.no_grad()
 def evaluate_direction(models, cfg, d: Direction, split='test', batch_size=1024) -> tuple[float, float]:
     "(IIA, token accuracy) of direction `d` on one of its splits."
@@ -220,18 +217,31 @@ def evaluate_direction(models, cfg, d: Direction, split='test', batch_size=1024)
 
 def _step_loss(models, cfg, dirs, step):
     g = torch.Generator().manual_seed(cfg['seed'] * 1_000_003 + step)  # batches depend only on (seed, step): resumable
-    behav, cls = [], []
+    by_target, cls = {}, []
     for d in dirs:
         if not (d.behaviour or d.cl): continue
         sp = d.splits['train']
         idx = torch.randint(len(sp.iv), (cfg['batch_size'],), generator=g)
-        if d.behaviour:
-            logits, ids, mask, h_v = direction_logits(models[d.trg], cfg['sites'][d.trg], sp, idx, d.intervene, cfg['stepwise'])
-            behav.append(behaviour_loss(logits, ids, mask))
-        else: h_v = d.intervene(sp.h_trg[idx], sp.h_src[idx])
+        h_v = d.intervene(sp.h_trg[idx], sp.h_src[idx])
         if d.cl: cls.append(cl_loss(h_v, sp.h_cl[idx]))
+        if d.behaviour: by_target.setdefault(d.trg, []).append((sp.iv[idx], h_v))
+    behav = [l for trg, parts in by_target.items() for l in _target_losses(models[trg], cfg['sites'][trg], parts, cfg['stepwise'])]
     if behav and cls: return (1 - cfg['epsilon']) * torch.stack(behav).mean() + cfg['epsilon'] * torch.stack(cls).mean()
     return torch.stack(behav or cls).mean()
+
+def _target_losses(model, site, parts, stepwise):
+    "Behavioural loss of each (interventions, h_v) part, all run through `model` in one patched pass."
+    width = max(_trim(iv) for iv, _ in parts)
+    pad = lambda t, w: F.pad(t, (0, w - t.shape[1]))
+    ids = torch.cat([pad(iv.cf_ids[:, :width], width) for iv, _ in parts])
+    mask = torch.cat([pad(iv.label_mask[:, :width], width) for iv, _ in parts])
+    pos = torch.cat([iv.trg_pos for iv, _ in parts])
+    h_v = torch.cat([F.pad(h, (0, 0, 0, max(x.shape[1] for _, x in parts) - h.shape[1])) if stepwise else h for _, h in parts])
+    logits = model.patched_logits(ids, site, pos, h_v, stepwise=stepwise, scored=F.pad(mask[:, 1:], (0, 1)))
+    rows, at = mask[:, 1:].nonzero(as_tuple=True)
+    token_loss = F.cross_entropy(logits[rows, at].float(), ids[rows, at + 1], reduction='none')
+    part = torch.repeat_interleave(torch.arange(len(parts)), torch.tensor([len(iv) for iv, _ in parts]))[rows]
+    return list(torch.zeros(len(parts)).index_add(0, part, token_loss) / torch.bincount(part, minlength=len(parts)).clamp(min=1))
 
 def _validate(models, cfg):
     if cfg['method'] not in METHODS: raise ValueError(f"unknown method {cfg['method']!r}; choose from {METHODS}")
@@ -264,11 +274,11 @@ def _config(models, tasks, variable, sites, k, **kw):
     if cfg['values'] is not None: cfg['values'] = sorted(int(v) for v in cfg['values'])
     return cfg
 
-# %% ../nbs/04_mas.ipynb #3c807f41
+# %% ../nbs/04_mas.ipynb #2e86d848
 def fit_mas(models, tasks=None, variable='full', sites='hidden', k: int | None = None, *, method: str = 'mas',
             inaccessible: int = 0, epsilon: float = 0.5, rank: int | None = None, stepwise: bool = False,
             values=None, scale: bool = True, n_train: int = 10_000, n_valid: int = 1_000, n_test: int = 1_000,
-            batch_size: int = 512, lr: float = 1e-3, max_steps: int = 2_000, eval_every: int = 50,
+            batch_size: int = 128, lr: float = 1e-3, max_steps: int = 2_000, eval_every: int = 50,
             threshold: float | None = None, select: str = 'all', seed: int = 0, names=None,
             checkpoint=None, progress: bool = True) -> MASResult:
     "Train alignments for frozen `models` by interchange interventions on `variable` at `sites`; see the table above for `method`."
@@ -344,3 +354,14 @@ def evaluate_iia(models, result: MASResult, n: int = 1_000, seed: int = 1) -> di
     cfg = {**result.config, 'seed': seed}
     dirs = build_directions(list(models), result.alignments, cfg, dict(test=n))
     return {d.name: dict(zip(('iia', 'token_acc'), evaluate_direction(models, cfg, d))) for d in dirs}
+
+# %% ../nbs/04_mas.ipynb #60e76890
+def plot_curves(result: MASResult, ax=None):
+    "Validation IIA of every direction against training steps (trained directions solid, the others dashed)."
+    import matplotlib.pyplot as plt
+    ax = ax or plt.subplots(figsize=(5, 3))[1]
+    steps = [h['step'] for h in result.history]
+    for name in result.iia:
+        ax.plot(steps, [h['valid_iia'][name] for h in result.history], '-' if name in result.trained else '--', label=name)
+    ax.set(xlabel='step', ylabel='validation IIA', ylim=(-0.02, 1.02), title=f"{result.method}: {' / '.join(dict.fromkeys(result.variable))}")
+    ax.legend(fontsize=8); return ax
