@@ -18,7 +18,7 @@ from .tasks import Task, get_task
 __all__ = ['ARCHS', 'CRITERION', 'CHECKPOINT_FORMAT', 'init_weights', 'mlp_head', 'TaskModel', 'scored_positions', 'patch_mask',
            'fit_length', 'place', 'affine_scan', 'RNNModel', 'rotary', 'Block', 'TransformerModel', 'make_model',
            'trial_correct', 'trial_accuracy', 'lr_at', 'next_token_loss', 'accuracy_if_meets', 'train_model',
-           'save_model', 'load_model', 'cache_dir', 'cache_path', 'cached_model']
+           'atomic_write', 'save_model', 'load_model', 'cache_dir', 'cache_path', 'cached_model']
 
 # %% ../nbs/02_models.ipynb #2cb84b43
 ARCHS = ('gru', 'lstm', 'transformer')
@@ -346,24 +346,28 @@ def train_model(task, arch: str, seed: int = 0, width: int = 128, *, max_steps: 
     model.accuracy = dict(acc, steps=step)
     return model.eval()
 
-# %% ../nbs/02_models.ipynb #f4f9c9db
+# %% ../nbs/02_models.ipynb #80302414
 CHECKPOINT_FORMAT = 'mas_nb.models/1'
 
-def save_model(model: TaskModel, path) -> Path:
-    "Atomically write `model` (config, accuracy, weights) to `path`; returns the path."
+def atomic_write(path, write) -> Path:
+    "Create `path` by `write(file)` into a temporary file in the same folder, fsync and rename: never half-written."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    blob = dict(format=CHECKPOINT_FORMAT, config=dict(model.config), accuracy=dict(model.accuracy), state_dict=model.state_dict())
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix='.tmp')
     try:
         with os.fdopen(fd, 'wb') as f:
-            torch.save(blob, f); f.flush(); os.fsync(f.fileno())
+            write(f); f.flush(); os.fsync(f.fileno())
         umask = os.umask(0); os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)   # mkstemp makes the file private; give it the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
     return path
+
+def save_model(model: TaskModel, path) -> Path:
+    "Atomically write `model` (config, accuracy, weights) to `path`; returns the path."
+    blob = dict(format=CHECKPOINT_FORMAT, config=dict(model.config), accuracy=dict(model.accuracy), state_dict=model.state_dict())
+    return atomic_write(path, lambda f: torch.save(blob, f))
 
 def load_model(path) -> TaskModel:
     "The model saved at `path`, bit-identical and in eval mode; clear errors for missing or corrupt files."

@@ -110,6 +110,7 @@ def test_result_serialises_and_reevaluates(grus, tmp_path):
     (dict(variable='rem_ops'), "multiobject has no variable 'rem_ops'"),
     (dict(sites=['hidden']), r"give one per model \(2\)"),
     (dict(method='unimas', inaccessible=2), "inaccessible must be a model index"),
+    (dict(select='best'), "select must be 'all' or 'trained'"),
 ])
 def test_bad_input(grus, kwargs, message):
     args = dict(tasks='multiobject', variable='full', sites='hidden', k=8, max_steps=1, **FAST)
