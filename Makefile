@@ -19,7 +19,7 @@ $(VENV)/.installed: setup.py settings.ini pyproject.toml
 	touch $@
 
 demo: install
-	$(VENV)/bin/mas-nb demo
+	$(VENV)/bin/mas-nb demo --out demo_out
 
 # Regenerate modules, clean notebooks and rebuild README.md (developer command).
 sync: install
