@@ -92,6 +92,15 @@ def test_clmas_and_stitching_run_and_report_every_direction(grus):
     assert fit_mas(grus, 'multiobject', 'full', 'hidden', method='latent_stitch', max_steps=2, **FAST).trained == ['1->0']
 
 
+def test_three_models_share_one_alignment_each(grus):
+    "N = 3 (two GRUs and an LSTM): one rotation per model, all 9 directions trained and evaluated."
+    lstm = cached_model('multiobject', 'lstm', 0)
+    res = fit_mas([*grus, lstm], 'multiobject', 'full', 'hidden', k=32, max_steps=40, names=['g0', 'g1', 'l0'], **FAST)
+    assert len(res.alignments) == 3 and len(res.iia) == 9 and res.trained == list(res.iia)
+    mean = lambda h: sum(h['valid_iia'].values()) / 9
+    assert res.history[-1]['loss'] < res.history[0]['loss'] and mean(res.history[-1]) > mean(res.history[0]) + 0.1
+
+
 def test_result_serialises_and_reevaluates(grus, tmp_path):
     res = fit_mas(grus, 'multiobject', 'count', 'hidden', k=8, max_steps=5, names=['a', 'b'], **FAST)
     res.save_json(tmp_path / 'r.json')
