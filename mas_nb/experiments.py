@@ -15,10 +15,10 @@ from .mas import fit_mas
 from .similarity import similarity_protocol
 
 # %% auto #0
-__all__ = ['PRESETS', 'LAYERS', 'TASKS_3B', 'B6_CONDITIONS', 'EXPERIMENTS', 'Preset', 'get_preset', 'align', 'seed_pairs',
-           'mean_se', 'summarise', 'new_figure', 'bars', 'fig2ab', 'plot_fig2ab', 'fig2d', 'plot_fig2d', 'fig3a',
-           'plot_fig3a', 'fig3b', 'plot_fig3b', 'arithmetic_b6', 'plot_arithmetic_b6', 'mas_n_models', 'iia_matrix',
-           'plot_mas_n_models', 'reproduce', 'load_result', 'plot_result']
+__all__ = ['PRESETS', 'LAYERS', 'TASKS_3B', 'B6_CONDITIONS', 'EXPERIMENTS', 'Preset', 'get_preset', 'with_sizes', 'align',
+           'seed_pairs', 'mean_se', 'summarise', 'new_figure', 'bars', 'fig2ab', 'plot_fig2ab', 'fig2d', 'plot_fig2d',
+           'fig3a', 'plot_fig3a', 'fig3b', 'plot_fig3b', 'arithmetic_b6', 'plot_arithmetic_b6', 'mas_n_models',
+           'iia_matrix', 'plot_mas_n_models', 'reproduce', 'load_result', 'plot_result']
 
 # %% ../nbs/06_experiments.ipynb #d9e0108f
 @dataclass(frozen=True)
@@ -54,6 +54,21 @@ def get_preset(preset) -> Preset:
     if isinstance(preset, Preset): return preset
     if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     return PRESETS[preset]
+
+# %% ../nbs/06_experiments.ipynb #f3afad9e
+def with_sizes(preset, spec: str | None) -> Preset:
+    "`preset` with the fields in `spec` ('field=value ...', tuples comma-separated) replaced."
+    p = get_preset(preset)
+    if not spec: return p
+    changes = {}
+    for item in spec.split():
+        key, _, val = item.partition('=')
+        if key not in p.__dataclass_fields__ or key == 'name' or not val:
+            raise ValueError(f"sizes are written field=value with a field of Preset (not name), got {item!r}")
+        kind = type(getattr(p, key))
+        try: changes[key] = tuple(kind(x) if kind is not tuple else int(x) for x in val.split(',')) if kind is tuple else kind(val)
+        except ValueError: raise ValueError(f"{key} must be {'comma-separated integers' if kind is tuple else kind.__name__}, got {val!r}") from None
+    return replace(p, **changes)
 
 # %% ../nbs/06_experiments.ipynb #ecfff458
 def align(models, p: Preset, names, **kw):
@@ -289,7 +304,7 @@ def plot_mas_n_models(records):
     fig.colorbar(im, ax=axes[-1], label='IIA')
     return fig
 
-# %% ../nbs/06_experiments.ipynb #9e22e853
+# %% ../nbs/06_experiments.ipynb #cd189111
 EXPERIMENTS = {'fig2ab': (fig2ab, plot_fig2ab, ('comparison', 'layer', 'measure')),
                'fig2d': (fig2d, plot_fig2d, ('method', 'size')),
                'fig3a': (fig3a, plot_fig3a, ('method', 'direction')),
@@ -304,11 +319,12 @@ def _experiment(name):
 def reproduce(name: str, preset='small', out='results', **kw) -> dict:
     "Run experiment `name` at `preset`; write `out/NAME.json` and `out/NAME.png`."
     run, plot, by = _experiment(name)
-    p, start = get_preset(preset), time.perf_counter()
+    p, start, out = get_preset(preset), time.perf_counter(), Path(out)
+    try: out.mkdir(parents=True, exist_ok=True)  # fail before hours of work, not after
+    except OSError as e: raise ValueError(f"cannot write results into {out}: {e.strerror}") from None
     records = run(p, **kw)
     result = dict(experiment=name, preset=asdict(p), seconds=round(time.perf_counter() - start, 1),
                   summary=summarise(records, by), records=records)
-    out = Path(out)
     write_json(out / f"{name}.json", result)
     atomic_write(out / f"{name}.png", lambda f: plot(records).savefig(f, format='png', dpi=120))
     return result

@@ -35,7 +35,28 @@ def test_align_and_similarity_write_json(tmp_path):
     assert {'rsa', 'cka', 'linear_cka'} <= set(json.loads((tmp_path / 's.json').read_text())['scores'])
 
 
+def test_reproduce_writes_records_summary_and_figure(tmp_path):
+    sizes = 'max_steps=4 eval_every=2 n_train=64 n_valid=64 n_test=64 ks=8'
+    r = run('reproduce', 'fig2d', '--preset', 'small', '--out', str(tmp_path), '--sizes', sizes)
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / 'fig2d.json').read_text())
+    assert res['experiment'] == 'fig2d' and res['preset']['name'] == 'small'
+    assert res['preset']['max_steps'] == 4 and res['preset']['ks'] == [8]  # the sizes actually run are recorded
+    assert sorted(rec['method'] for rec in res['records']) == ['DAS', 'MAS', 'Stitch']
+    assert all(rec['size'] == 8 and rec['pair'] == 'gru0-gru1' and 0 <= rec['value'] <= 1 for rec in res['records'])
+    assert {(s['method'], s['mean']) for s in res['summary']} == {(rec['method'], rec['value']) for rec in res['records']}
+    assert (tmp_path / 'fig2d.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['fig2d.json', 'fig2d.png']  # no temporary files left
+    assert 'wrote' in r.stdout and 'Stitch' in r.stdout
+
+
 @pytest.mark.parametrize('args,message', [
+    (('reproduce', 'fig9'), "unknown experiment 'fig9'"),
+    (('reproduce', 'fig2d', '--preset', 'huge'), "unknown preset 'huge'"),
+    (('reproduce', 'fig2d', '--sizes', 'steps=3'), "field of Preset"),
+    (('reproduce', 'fig2d', '--sizes', 'seeds=a'), "seeds must be comma-separated integers"),
+    (('reproduce', 'fig2d', '--out', '/dev/null/results'), "cannot write results into /dev/null/results"),
+    (('reproduce',), "required: experiment"),
     (('dmeo',), "unknown command 'dmeo'"),
     (('train', '--arch', 'rnn'), "unknown architecture 'rnn'"),
     (('train', '--task', 'counting'), "valid tasks are"),
@@ -51,7 +72,7 @@ def test_bad_input_exits_nonzero_with_a_clear_message(args, message):
     assert message in r.stderr and 'Traceback' not in r.stderr
 
 
-@pytest.mark.parametrize('command', ['demo', 'train', 'align', 'similarity', 'examples'])
+@pytest.mark.parametrize('command', ['demo', 'train', 'align', 'similarity', 'reproduce', 'examples'])
 def test_every_command_has_help(command):
     r = run(command, '--help')
     assert r.returncode == 0 and f'mas-nb {command}' in r.stdout
