@@ -34,6 +34,7 @@ check: install
 # The models the default notebook cells and tests share, trained once before the parallel notebook run.
 models: install
 	$(VENV)/bin/mas-nb train --task multiobject --arch gru --seeds 0,1
+	$(VENV)/bin/mas-nb train --task multiobject --arch lstm --seeds 0
 
 nbtest: install models
 	$(VENV)/bin/nbdev_test --n_workers 2 --timing
