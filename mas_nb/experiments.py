@@ -20,7 +20,7 @@ __all__ = ['PRESETS', 'LAYERS', 'TASKS_3B', 'B6_CONDITIONS', 'EXPERIMENTS', 'Pre
            'fig3a', 'plot_fig3a', 'fig3b', 'plot_fig3b', 'arithmetic_b6', 'plot_arithmetic_b6', 'mas_n_models',
            'iia_matrix', 'plot_mas_n_models', 'reproduce', 'load_result', 'plot_result']
 
-# %% ../nbs/06_experiments.ipynb #d9e0108f
+# %% ../nbs/06_experiments.ipynb #05bbcbb7
 @dataclass(frozen=True)
 class Preset:
     "Sizes of a reproduction: interventions, training, seeds, sweeps and similarity samples."
@@ -44,7 +44,7 @@ class Preset:
 
 PRESETS = {
     'small': Preset('small', 256, 128, 128, 30, 10, (0, 1), (0,), (0,), (4, 32), (0.5,), 1, 5, 200, 2),
-    'medium': Preset('medium', 2000, 500, 1000, 300, 25, (0, 1, 2), (0, 1), (0,), (1, 4, 16, 64), (0.5,), 2, 15, 1000, 10),
+    'medium': Preset('medium', 2000, 500, 1000, 200, 25, (0, 1, 2), (0, 1), (0,), (1, 4, 16, 64), (0.5,), 2, 15, 1000, 10),
     'paper': Preset('paper', 10_000, 1_000, 1_000, 2_000, 50, (0, 1, 2), (0, 1), (0,), (1, 2, 4, 8, 16, 32, 64, 128),
                     (0.5, 0.89, 0.94), 0, 15, 1000, 10),
 }
