@@ -114,7 +114,7 @@ def bars(ax, summary: list, x: str, hue: str, ref: dict | None = None, ylabel='I
     ax.set(ylim=(0, 1.05), ylabel=ylabel)
     ax.legend(fontsize=8)
 
-# %% ../nbs/06_experiments.ipynb #8762adf0
+# %% ../nbs/06_experiments.ipynb #d92edd7b
 LAYERS = {'gru': {'embedding': 'embedding', 'hidden': 'hidden'}, 'lstm': {'embedding': 'embedding', 'hidden': 'hidden'},
           'transformer': {'embedding': 'embedding', 'hidden': 'layer0'}}
 
@@ -149,7 +149,7 @@ def plot_fig2ab(records):
     fig, axes = new_figure(len(comps))
     for ax, c in zip(axes, comps):
         bars(ax, summarise([r for r in records if r['comparison'] == c], ('layer', 'measure')), 'layer', 'measure')
-        ax.set_title(f"Multi-Object {c.replace('-', ' ↔ ').upper()}")
+        ax.set_title('Multi-Object ' + {'gru-gru': 'GRU ↔ GRU', 'gru-transformer': 'GRU ↔ Transformer'}[c])
     return fig
 
 # %% ../nbs/06_experiments.ipynb #1740942b
