@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip('transformers', reason="the llm extra is not installed")
 from mas_nb.llm import (HFCausalLM, Generations, TextData, TokenInterventions, balance, finetune, generate, label_rows, llm_mas,
                         load_lm, load_text_file, load_toxicity, make_prompts, split_data, tiny_qwen2, tiny_tokenizer, toxicity_study)
 
