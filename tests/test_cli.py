@@ -43,7 +43,8 @@ def test_reproduce_writes_records_summary_and_figure(tmp_path):
     assert res['experiment'] == 'fig2d' and res['preset']['name'] == 'small'
     assert res['preset']['max_steps'] == 4 and res['preset']['ks'] == [8]  # the sizes actually run are recorded
     assert sorted(rec['method'] for rec in res['records']) == ['DAS', 'MAS', 'Stitch']
-    assert all(rec['size'] == 8 and rec['pair'] == 'gru0-gru1' and 0 <= rec['value'] <= 1 for rec in res['records'])
+    assert {rec['method']: rec['unit'] for rec in res['records']} == {'DAS': 'gru0', 'MAS': 'gru0-gru1', 'Stitch': 'gru0-gru1'}
+    assert all(rec['size'] == 8 and 0 <= rec['value'] <= 1 for rec in res['records'])
     assert {(s['method'], s['mean']) for s in res['summary']} == {(rec['method'], rec['value']) for rec in res['records']}
     assert (tmp_path / 'fig2d.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     assert sorted(p.name for p in tmp_path.iterdir()) == ['fig2d.json', 'fig2d.png']  # no temporary files left
