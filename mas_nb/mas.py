@@ -142,7 +142,7 @@ class MASResult:
         rows += [f"{k:>12} {v:7.4f} {self.token_acc[k]:7.4f}  {'yes' if k in self.trained else 'no'}" for k, v in self.iia.items()]
         return '\n'.join(rows + [f"{'worst':>12} {self.worst_iia:7.4f}", f"{'mean':>12} {self.mean_iia:7.4f}"])
 
-# %% ../nbs/04_mas.ipynb #1fe917ad
+# %% ../nbs/04_mas.ipynb #b7bc9b74
 METHODS = ('mas', 'das', 'unimas', 'clmas', 'stitch', 'latent_stitch')
 
 def _per_model(x, n, what):
@@ -186,7 +186,8 @@ def _on(iv: Interventions, device) -> Interventions:
 def _make_split_data(interventions, tasks, cfg, src, trg, n, rng):
     "One split's interventions: from the task pair, or from the caller's `interventions(src, trg, n, seed)`."
     if interventions is None:
-        return make_interventions(tasks[src], tasks[trg], cfg['variable'], n, rng, stepwise=cfg['stepwise'], values=cfg['values'])
+        var = cfg['variable'] if isinstance(cfg['variable'], str) else (cfg['variable'][src], cfg['variable'][trg])
+        return make_interventions(tasks[src], tasks[trg], var, n, rng, stepwise=cfg['stepwise'], values=cfg['values'])
     iv = interventions(src, trg, n, int(rng.integers(2**31)))
     if not isinstance(iv, Interventions) or len(iv) != n:
         raise ValueError(f"interventions({src}, {trg}, {n}, seed) must return an Interventions with {n} rows, got {iv!r}")
@@ -213,7 +214,7 @@ def build_directions(models, alignments, cfg, sizes: dict, interventions: Callab
                                   _intervention_fn(cfg, alignments, src, trg)))
     return dirs
 
-# %% ../nbs/04_mas.ipynb #429e4ccc
+# %% ../nbs/04_mas.ipynb #dcd3b8c7
 @torch.no_grad()
 def evaluate_direction(models, cfg, d: Direction, split='test', batch_size=1024) -> tuple[float, float]:
     "(IIA, token accuracy) of direction `d` on one of its splits."
@@ -286,7 +287,8 @@ def _config(models, tasks, variable, sites, k, interventions=None, **kw):
     tasks = _per_model(tasks if tasks is not None else [getattr(m, 'task', None) for m in models], n, 'tasks')
     tasks = [t if t is None or isinstance(t, str) else t.name for t in tasks]
     names = [str(x) for x in _per_model(kw.pop('names') or list(range(n)), n, 'names')]
-    cfg = dict(tasks=tasks, variable=variable if isinstance(variable, str) else list(variable), sites=_per_model(sites, n, 'sites'),
+    variable = variable if isinstance(variable, str) else _per_model(variable, n, 'variable')
+    cfg = dict(tasks=tasks, variable=variable, sites=_per_model(sites, n, 'sites'),
                k=k, names=names, **kw)
     if cfg['values'] is not None: cfg['values'] = sorted(int(v) for v in cfg['values'])
     if interventions is not None:  # recorded by description, so results stay JSON and a resume checks the data source
@@ -294,7 +296,7 @@ def _config(models, tasks, variable, sites, k, interventions=None, **kw):
         cfg['interventions'] = about if isinstance(about, dict) else getattr(interventions, '__qualname__', type(interventions).__name__)
     return cfg
 
-# %% ../nbs/04_mas.ipynb #a43d3a61
+# %% ../nbs/04_mas.ipynb #985d83f2
 def fit_mas(models, tasks=None, variable='full', sites='hidden', k: int | None = None, *, method: str = 'mas',
             inaccessible: int = 0, epsilon: float = 0.5, rank: int | None = None, stepwise: bool = False,
             values=None, scale: bool = True, n_train: int = 10_000, n_valid: int = 1_000, n_test: int = 1_000,
@@ -350,7 +352,7 @@ def _train(models, cfg, dirs, alignments, max_steps, eval_every, threshold, chec
     alignments.load_state_dict(state['best_state'])
     test = {d.name: evaluate_direction(models, cfg, d, 'test') for d in dirs}
     n_missing = sum(int(torch.isnan(d.splits['train'].h_cl).any(-1).sum()) for d in dirs if d.cl)
-    return MASResult(cfg['method'], tuple(cfg['variable']) if isinstance(cfg['variable'], list) else (cfg['variable'],) * 2,
+    return MASResult(cfg['method'], tuple(cfg['variable']) if isinstance(cfg['variable'], list) else (cfg['variable'],) * len(models),
                      cfg['sites'], cfg['k'] if cfg['method'] not in ('stitch', 'latent_stitch') else None,
                      {n: v[0] for n, v in test.items()}, {n: v[1] for n, v in test.items()},
                      [d.name for d in dirs if d.behaviour or d.cl], state['best_step'], state['history'], n_missing,
