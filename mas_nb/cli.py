@@ -48,7 +48,7 @@ def train(task: str = 'multiobject',  # one of the tasks in mas_nb.tasks.TASKS
         m = cached_model(task, arch, seed, width)
         print(f"{task} {arch} seed {seed}: trial accuracy {m.accuracy.get('valid', float('nan')):.4f}  {cache_path(task, arch, seed, width)}")
 
-# %% ../nbs/08_cli.ipynb #2d0b2a77
+# %% ../nbs/08_cli.ipynb #af0a834d
 def parse_models(spec: str) -> list:
     "Cached models from `'task:arch:seed,task:arch:seed,...'`."
     models = []
@@ -61,7 +61,7 @@ def parse_models(spec: str) -> list:
 
 @call_parse
 def align(models: str = 'multiobject:gru:0,multiobject:gru:1',  # comma-separated task:arch:seed
-          variable: str = 'full',   # full, count, last_value, cumu_val, rem_ops, or source:target (e.g. count:rem_ops)
+          variable: str = 'full',   # full, count, last_value, cumu_val, rem_ops, or one per model, colon-separated (e.g. count:rem_ops)
           sites: str = 'hidden',    # one site, or one per model separated by commas
           k: int = None,            # aligned dimensions (default: half the narrowest width)
           method: str = 'mas',      # mas, das, unimas, clmas, stitch or latent_stitch
