@@ -15,10 +15,11 @@ from tqdm.auto import tqdm
 from .tasks import Task, get_task
 
 # %% auto #0
-__all__ = ['ARCHS', 'CRITERION', 'CHECKPOINT_FORMAT', 'init_weights', 'mlp_head', 'TaskModel', 'scored_positions', 'patch_mask',
-           'fit_length', 'place', 'affine_scan', 'RNNModel', 'rotary', 'Block', 'TransformerModel', 'make_model',
-           'trial_correct', 'trial_accuracy', 'lr_at', 'next_token_loss', 'accuracy_if_meets', 'train_model',
-           'atomic_write', 'write_json', 'save_model', 'load_model', 'cache_dir', 'cache_path', 'cached_model']
+__all__ = ['ARCHS', 'CRITERION', 'CHECKPOINT_FORMAT', 'init_weights', 'mlp_head', 'check_token_ids', 'TaskModel',
+           'scored_positions', 'patch_mask', 'fit_length', 'place', 'affine_scan', 'RNNModel', 'rotary', 'Block',
+           'TransformerModel', 'make_model', 'trial_correct', 'trial_accuracy', 'lr_at', 'next_token_loss',
+           'accuracy_if_meets', 'train_model', 'atomic_write', 'write_json', 'save_model', 'load_model', 'cache_dir',
+           'cache_path', 'cached_model']
 
 # %% ../nbs/02_models.ipynb #2cb84b43
 ARCHS = ('gru', 'lstm', 'transformer')
@@ -40,7 +41,16 @@ def mlp_head(d_in: int, width: int, vocab_size: int) -> nn.Sequential:
     "The prediction head: Linear, GELU, 50% dropout, Linear (hidden size 4 x width)."
     return nn.Sequential(nn.Linear(d_in, 4 * width), nn.GELU(), nn.Dropout(0.5), nn.Linear(4 * width, vocab_size))
 
-# %% ../nbs/02_models.ipynb #1a3f76c0
+# %% ../nbs/02_models.ipynb #c2a70576
+def check_token_ids(ids, vocab_size: int) -> torch.Tensor:
+    "`ids` if it is a LongTensor `[n, L]` (L >= 1) of token ids in `0..vocab_size-1`; a clear error otherwise."
+    if not isinstance(ids, torch.Tensor) or ids.dtype != torch.long or ids.dim() != 2 or ids.shape[1] == 0:
+        raise ValueError(f"ids must be a LongTensor [n, L], got {getattr(ids, 'dtype', type(ids))} {tuple(getattr(ids, 'shape', ()))}")
+    if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
+        raise ValueError(f"token ids must lie in 0..{vocab_size - 1}, got {int(ids.min())}..{int(ids.max())}")
+    return ids
+
+# %% ../nbs/02_models.ipynb #0943cb88
 class TaskModel(nn.Module):
     "Base class: a next-token model of a task with named, patchable latent sites."
     sites: tuple = ()
@@ -74,12 +84,7 @@ class TaskModel(nn.Module):
         if site not in self.sites: raise ValueError(f"unknown site {site!r} for a {self.arch} model; valid sites are {self.sites}")
         return site
 
-    def check_ids(self, ids) -> torch.Tensor:
-        if not isinstance(ids, torch.Tensor) or ids.dtype != torch.long or ids.dim() != 2 or ids.shape[1] == 0:
-            raise ValueError(f"ids must be a LongTensor [n, L], got {getattr(ids, 'dtype', type(ids))} {tuple(getattr(ids, 'shape', ()))}")
-        if ids.numel() and (ids.min() < 0 or ids.max() >= self.vocab_size):
-            raise ValueError(f"token ids must lie in 0..{self.vocab_size - 1}, got {int(ids.min())}..{int(ids.max())}")
-        return ids
+    def check_ids(self, ids) -> torch.Tensor: return check_token_ids(ids, self.vocab_size)
 
     def patched_logits(self, ids, site: str, pos, new, stepwise: bool = False, prefix: bool = False, scored=None) -> torch.Tensor:
         """Logits `[n, L, vocab]` with the latent at `site` replaced at `(i, pos[i])` by `new[i]` (`new`: `[n, d]`),
