@@ -206,27 +206,29 @@ def plot_fig3a(records):
     ax.set_title('GRU 1 inaccessible (dashed: MAS)')
     return fig
 
-# %% ../nbs/06_experiments.ipynb #7c75358f
+# %% ../nbs/06_experiments.ipynb #dc2fdb8c
 TASKS_3B = ('multiobject', 'rounding', 'modulo', 'sameobject')
 
 def _partners(p, task):
     "(Multi-Object seed, partner seed) pairs."
     return seed_pairs(p, combinations(p.seeds, 2) if task == 'multiobject' else product(p.seeds, p.task_seeds))
 
+def _transfer(p, task, x, var, values=None) -> dict:
+    """MAS of Count in the Multi-Object GRU a with `var` in the `task` GRU b when `x` = (a, b);
+    DAS of `var` within the `task` GRU x (the upper bound) when `x` is one seed."""
+    if isinstance(x, tuple):
+        names = [f"multiobject{x[0]}", f"{task}{x[1]}"]
+        res = align([_model('gru', x[0]), _model('gru', x[1], task)], p, names, variable=('count', var), values=values)
+        return dict(method='MAS', unit='-'.join(names), value=res.worst_iia)
+    res = align([_model('gru', x, task)], p, [f"{task}{x}"], variable=var, method='das')
+    return dict(method='DAS', unit=f"{task}{x}", value=res.worst_iia)
+
 def fig3b(preset='small', tasks=TASKS_3B) -> list:
     "Records of Count IIA: MAS Multi-Object GRU ↔ task GRU per seed pair, and DAS on each task GRU."
-    p, records = get_preset(preset), []
-    jobs = [(t, 'MAS', pair) for t in tasks for pair in _partners(p, t)]
-    jobs += [(t, 'DAS', s) for t in tasks for s in (p.seeds if t == 'multiobject' else p.task_seeds)]
-    for task, method, x in tqdm(jobs, desc='fig3b'):
-        if method == 'DAS':
-            res, unit = align([_model('gru', x, task)], p, [f"{task}{x}"], variable='count', method='das'), f"{task}{x}"
-        else:
-            a, b = x
-            res = align([_model('gru', a), _model('gru', b, task)], p, [f"multiobject{a}", f"{task}{b}"], variable='count')
-            unit = f"multiobject{a}-{task}{b}"
-        records.append(dict(task=task, method=method, unit=unit, value=res.worst_iia))
-    return records
+    p = get_preset(preset)
+    jobs = [(t, pair) for t in tasks for pair in _partners(p, t)]
+    jobs += [(t, s) for t in tasks for s in (p.seeds if t == 'multiobject' else p.task_seeds)]
+    return [dict(task=t, **_transfer(p, t, x, 'count')) for t, x in tqdm(jobs, desc='fig3b')]
 
 def plot_fig3b(records):
     "MAS Count IIA per partner task, DAS on the partner as the dashed upper bound."
@@ -237,27 +239,16 @@ def plot_fig3b(records):
     ax.set_title('Multi-Object GRU ↔ task GRU (dashed: DAS)')
     return fig
 
-# %% ../nbs/06_experiments.ipynb #f223fd43
+# %% ../nbs/06_experiments.ipynb #5737f9af
 B6_CONDITIONS = {'Rem Ops': ('rem_ops', None), 'Cumu Val': ('cumu_val', None),
                  'Low Cumu Val': ('cumu_val', range(1, 11)), 'High Cumu Val': ('cumu_val', range(11, 21))}
 
 def arithmetic_b6(preset='small') -> list:
     "Records of Count ↔ arithmetic-variable MAS IIA per condition and seed pair, and DAS on the Arithmetic GRU."
-    p, records = get_preset(preset), []
+    p = get_preset(preset)
     jobs = [(c, pair) for c in B6_CONDITIONS for pair in seed_pairs(p, product(p.seeds, p.task_seeds))]
     jobs += [(c, s) for c in ('Rem Ops', 'Cumu Val') for s in p.task_seeds]
-    for cond, x in tqdm(jobs, desc='arithmetic_b6'):
-        var, values = B6_CONDITIONS[cond]
-        if isinstance(x, tuple):
-            (a, b), method = x, 'MAS'
-            res = align([_model('gru', a), _model('gru', b, 'arithmetic')], p, [f"multiobject{a}", f"arithmetic{b}"],
-                        variable=('count', var), values=values)
-            unit = f"multiobject{a}-arithmetic{b}"
-        else:
-            method, unit = 'DAS', f"arithmetic{x}"
-            res = align([_model('gru', x, 'arithmetic')], p, [unit], variable=var, method='das')
-        records.append(dict(condition=cond, method=method, unit=unit, value=res.worst_iia))
-    return records
+    return [dict(condition=c, **_transfer(p, 'arithmetic', x, *B6_CONDITIONS[c])) for c, x in tqdm(jobs, desc='arithmetic_b6')]
 
 def plot_arithmetic_b6(records):
     "MAS IIA per Count ↔ arithmetic condition; DAS within the Arithmetic GRU on the same variable as dashed levels."
