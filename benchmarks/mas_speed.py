@@ -6,14 +6,16 @@
 2. speedup_vs_hooked: training throughput (interventions per second) of our MAS step against a straightforward
    implementation of the same computation, written below: every step runs both models position by position
    (embedding, GRU step, head), a forward hook on the GRU reads the source state and swaps the target state at
-   each row's site; same batches, same loss, same alignments and optimiser.
+   each row's site; same batches, same loss, same alignments and optimiser. Both run under the same threading,
+   alternately for ROUNDS rounds; each keeps its best round, so a busy moment on a shared machine hurts neither.
 
 Run: .venv/bin/python benchmarks/mas_speed.py   (the two GRUs are trained once and cached)
+Threading follows the environment (printed): OMP_WAIT_POLICY=PASSIVE, which the test suite uses when cores are
+shared, slows both, the per-position baseline more.
 """
 import os
 import time
 
-os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')  # before torch loads: no spinning threads when cores are shared
 import torch
 import torch.nn.functional as F
 from torch.nn.utils import parametrize
@@ -23,6 +25,7 @@ from mas_nb.mas import fit_mas, build_directions, make_alignments, _config, _ste
 from mas_nb.interventions import interchange
 
 BATCH, SEED = 128, 0  # interventions per direction per step, fit_mas's default
+ROUNDS = 3
 
 
 def hooked_logits(model, ids, pos, swap):
@@ -79,6 +82,7 @@ def main():
     models = [cached_model('multiobject', 'gru', seed) for seed in (0, 1)]
     for m in models: m.eval().requires_grad_(False)
     print(f"torch_threads: {torch.get_num_threads()}")
+    print(f"omp_wait_policy: {os.environ.get('OMP_WAIT_POLICY', 'default')}")
 
     start = time.perf_counter()
     res = fit_mas(models, 'multiobject', 'full', 'hidden', k=64, threshold=0.99, eval_every=25, max_steps=3000,
@@ -95,8 +99,10 @@ def main():
                   seed=SEED, select='all', names=None)
     alignments = make_alignments([128, 128], cfg)
     dirs = build_directions(models, alignments, cfg, dict(train=10_000))
-    ours = throughput(lambda s: _step_loss(models, cfg, dirs, s), alignments, n_steps=40)
-    hooked = throughput(lambda s: hooked_step_loss(models, alignments, dirs, 64, s), alignments, n_steps=8)
+    ours, hooked = 0., 0.
+    for _ in range(ROUNDS):
+        ours = max(ours, throughput(lambda s: _step_loss(models, cfg, dirs, s), alignments, n_steps=40))
+        hooked = max(hooked, throughput(lambda s: hooked_step_loss(models, alignments, dirs, 64, s), alignments, n_steps=8))
     print(f"ours_interventions_per_s: {ours:.0f}")
     print(f"hooked_interventions_per_s: {hooked:.0f}")
     print(f"speedup_vs_hooked: {ours / hooked:.1f}")

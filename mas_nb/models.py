@@ -140,38 +140,36 @@ def affine_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         k *= 2
     return b
 
-# %% ../nbs/02_models.ipynb #52ae5adb
+# %% ../nbs/02_models.ipynb #d8513c3a
 class _FrozenGRU(torch.autograd.Function):
-    "Packed GRU outputs `[S, H]` from the input projections `gi` `[S, 3H]` and the length-sorted states `h0`."
+    """Packed GRU outputs `[S, H]` from the length-sorted states `h0`. Per packed row, `pre` `[S, 3H]` holds what
+    the cell adds to `W_hh h` (the r and z input projections plus `b_hh`, then `b_hn`) and `gi_n` `[S, H]` the n input projection."""
     @staticmethod
-    def forward(ctx, h0, gi, batch_sizes: list[int], w_hh, b_hh):
+    def forward(ctx, h0, pre, gi_n, batch_sizes: list[int], w_hh):
         H = h0.shape[1]
-        out, gh, rz, n = gi.new_empty(len(gi), H), torch.empty_like(gi), gi.new_empty(len(gi), 2 * H), gi.new_empty(len(gi), H)
-        h, s = h0, 0
-        for m in batch_sizes:  # step t: the first m rows (the longest) are still running
-            e = s + m
-            torch.addmm(b_hh, h[:m], w_hh.T, out=gh[s:e])
-            torch.add(gi[s:e, :2 * H], gh[s:e, :2 * H], out=rz[s:e]).sigmoid_()
-            torch.addcmul(gi[s:e, 2 * H:], rz[s:e, :H], gh[s:e, 2 * H:], out=n[s:e]).tanh_()
-            h = torch.lerp(n[s:e], h[:m], rz[s:e, H:], out=out[s:e])  # (1 - z) n + z h
-            s = e
-        ctx.save_for_backward(h0, out, gh, rz, n, w_hh)
+        pre, n, out, h = pre.clone(), torch.empty_like(gi_n), torch.empty_like(gi_n), h0
+        for pre_t, gi_t, n_t, out_t in zip(*(x.split(batch_sizes) for x in (pre, gi_n, n, out))):
+            m = len(pre_t)      # step t: the first m rows (the longest) are still running
+            rz = pre_t.addmm_(h[:m], w_hh.T)[:, :2 * H].sigmoid_()   # pre_t becomes [r, z, W_hn h + b_hn]
+            torch.addcmul(gi_t, rz[:, :H], pre_t[:, 2 * H:], out=n_t).tanh_()
+            h = torch.lerp(n_t, h[:m], rz[:, H:], out=out_t)        # (1 - z) n + z h
+        ctx.save_for_backward(h0, out, pre, n, w_hh)
         ctx.batch_sizes = batch_sizes
         return out
 
     @staticmethod
     def backward(ctx, g_out):
-        h0, out, gh, rz, n, w_hh = ctx.saved_tensors
+        h0, out, gates, n, w_hh = ctx.saved_tensors
         bs, H = ctx.batch_sizes, h0.shape[1]
-        starts = np.cumsum([0] + bs[:-1]).tolist()
-        h_prev = torch.cat([h0[:bs[0]]] + [out[s:s + m] for s, m in zip(starts, bs[1:])])
-        r, z = rz[:, :H], rz[:, H:]
+        h_prev = torch.cat([h0] + [o[:m] for o, m in zip(out.split(bs), bs[1:])])  # each step's starting states
+        r, z, gh_n = gates.split(H, 1)
         a = (1 - z) * (1 - n * n)
-        coef = torch.stack([a * gh[:, 2 * H:] * r * (1 - r), (h_prev - n) * z * (1 - z), a * r], 1)  # [S, 3, H], W_hh's gate order
+        coef = torch.stack([a * gh_n * r * (1 - r), (h_prev - n) * z * (1 - z), a * r], 1)  # [S, 3, H], W_hh's gate order
         grad = torch.zeros_like(h0)
-        for s, m in zip(reversed(starts), reversed(bs)):
-            g = grad[:m] + g_out[s:s + m]
-            grad[:m] = torch.addmm(g * z[s:s + m], (g[:, None] * coef[s:s + m]).view(m, 3 * H), w_hh)
+        for g_t, z_t, c_t in reversed(list(zip(*(x.split(bs) for x in (g_out, z, coef))))):
+            m = len(g_t)
+            g = grad[:m].add_(g_t)
+            torch.addmm(g * z_t, (g[:, None] * c_t).view(m, 3 * H), w_hh, out=grad[:m])
         return grad, None, None, None, None
 
 def frozen_gru(gru: nn.GRU, embed: nn.Embedding, ids: PackedSequence, h0: torch.Tensor) -> PackedSequence:
@@ -179,9 +177,11 @@ def frozen_gru(gru: nn.GRU, embed: nn.Embedding, ids: PackedSequence, h0: torch.
     if any(p.requires_grad for p in (*gru.parameters(), *embed.parameters())):
         raise ValueError("frozen_gru differentiates with respect to h0 only: freeze the GRU and the embedding")
     if gru.num_layers != 1 or gru.bidirectional: raise ValueError("frozen_gru runs one unidirectional layer")
-    table = F.linear(embed.weight, gru.weight_ih_l0, gru.bias_ih_l0)   # every token's input projection
+    H = gru.hidden_size
+    gi = F.linear(embed.weight, gru.weight_ih_l0, gru.bias_ih_l0)   # every token's input projection: a vocabulary-sized table
+    pre = torch.cat([gi[:, :2 * H] + gru.bias_hh_l0[:2 * H], gru.bias_hh_l0[2 * H:].expand(len(gi), H)], 1)
     h0 = h0 if ids.sorted_indices is None else h0[ids.sorted_indices]
-    out = _FrozenGRU.apply(h0, table[ids.data], ids.batch_sizes.tolist(), gru.weight_hh_l0, gru.bias_hh_l0)
+    out = _FrozenGRU.apply(h0, pre[ids.data], gi[ids.data, 2 * H:], ids.batch_sizes.tolist(), gru.weight_hh_l0)
     return ids._replace(data=out)
 
 # %% ../nbs/02_models.ipynb #b18d07da
