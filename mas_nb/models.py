@@ -140,14 +140,16 @@ def affine_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         k *= 2
     return b
 
-# %% ../nbs/02_models.ipynb #d8513c3a
+# %% ../nbs/02_models.ipynb #2237ccb7
 class _FrozenGRU(torch.autograd.Function):
-    """Packed GRU outputs `[S, H]` from the length-sorted states `h0`. Per packed row, `pre` `[S, 3H]` holds what
-    the cell adds to `W_hh h` (the r and z input projections plus `b_hh`, then `b_hn`) and `gi_n` `[S, H]` the n input projection."""
+    """Packed GRU outputs `[S, H]` for the packed `tokens` `[S]` from the length-sorted states `h0`. Per token,
+    `pre` `[V, 3H]` holds what the cell adds to `W_hh h` (the r and z input projections plus `b_hh`, then `b_hn`)
+    and `gi_n` `[V, H]` the n input projection."""
     @staticmethod
-    def forward(ctx, h0, pre, gi_n, batch_sizes: list[int], w_hh):
+    def forward(ctx, h0, tokens, pre, gi_n, batch_sizes: list[int], w_hh):
         H = h0.shape[1]
-        pre, n, out, h = pre.clone(), torch.empty_like(gi_n), torch.empty_like(gi_n), h0
+        pre, gi_n = pre[tokens], gi_n[tokens]
+        n, out, h = torch.empty_like(gi_n), torch.empty_like(gi_n), h0
         for pre_t, gi_t, n_t, out_t in zip(*(x.split(batch_sizes) for x in (pre, gi_n, n, out))):
             m = len(pre_t)      # step t: the first m rows (the longest) are still running
             rz = pre_t.addmm_(h[:m], w_hh.T)[:, :2 * H].sigmoid_()   # pre_t becomes [r, z, W_hn h + b_hn]
@@ -170,7 +172,7 @@ class _FrozenGRU(torch.autograd.Function):
             m = len(g_t)
             g = grad[:m].add_(g_t)
             torch.addmm(g * z_t, (g[:, None] * c_t).view(m, 3 * H), w_hh, out=grad[:m])
-        return grad, None, None, None, None
+        return grad, None, None, None, None, None
 
 def frozen_gru(gru: nn.GRU, embed: nn.Embedding, ids: PackedSequence, h0: torch.Tensor) -> PackedSequence:
     "`gru(embed(ids), h0)` for packed token ids and states `h0` `[n, H]`, differentiable in `h0` only (the GRU is frozen)."
@@ -178,10 +180,11 @@ def frozen_gru(gru: nn.GRU, embed: nn.Embedding, ids: PackedSequence, h0: torch.
         raise ValueError("frozen_gru differentiates with respect to h0 only: freeze the GRU and the embedding")
     if gru.num_layers != 1 or gru.bidirectional: raise ValueError("frozen_gru runs one unidirectional layer")
     H = gru.hidden_size
-    gi = F.linear(embed.weight, gru.weight_ih_l0, gru.bias_ih_l0)   # every token's input projection: a vocabulary-sized table
-    pre = torch.cat([gi[:, :2 * H] + gru.bias_hh_l0[:2 * H], gru.bias_hh_l0[2 * H:].expand(len(gi), H)], 1)
+    b_ih, b_hh = (gru.bias_ih_l0, gru.bias_hh_l0) if gru.bias else (None, gru.weight_hh_l0.new_zeros(3 * H))
+    gi = F.linear(embed.weight, gru.weight_ih_l0, b_ih)   # every token's input projection: a vocabulary-sized table
+    pre = torch.cat([gi[:, :2 * H] + b_hh[:2 * H], b_hh[2 * H:].expand(len(gi), H)], 1)
     h0 = h0 if ids.sorted_indices is None else h0[ids.sorted_indices]
-    out = _FrozenGRU.apply(h0, pre[ids.data], gi[ids.data, 2 * H:], ids.batch_sizes.tolist(), gru.weight_hh_l0)
+    out = _FrozenGRU.apply(h0, ids.data, pre, gi[:, 2 * H:], ids.batch_sizes.tolist(), gru.weight_hh_l0)
     return ids._replace(data=out)
 
 # %% ../nbs/02_models.ipynb #b18d07da
