@@ -187,7 +187,7 @@ def frozen_gru(gru: nn.GRU, embed: nn.Embedding, ids: PackedSequence, h0: torch.
     out = _FrozenGRU.apply(h0, ids.data, pre, gi[:, 2 * H:], ids.batch_sizes.tolist(), gru.weight_hh_l0)
     return ids._replace(data=out)
 
-# %% ../nbs/02_models.ipynb #b18d07da
+# %% ../nbs/02_models.ipynb #9c4ba344
 class RNNModel(TaskModel):
     "Embedding, one GRU or LSTM layer, MLP head. `hidden` is h (GRU) or [h; c] (LSTM)."
     sites = ('embedding', 'hidden')
@@ -244,7 +244,7 @@ class RNNModel(TaskModel):
             cont = ids.gather(1, cols.clamp(max=L - 1)).masked_fill(cols >= L, 0)
             # packed by length, so the cell stops at each row's last needed token instead of the batch's
             out = self.run_packed(pack_padded_sequence(cont, need.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False), latent)
-            # row i's output at step j is packed after the rows of steps < j, at row i's rank by length
+            # the state j >= 1 tokens past pos[i] is step j-1's output: packed after all earlier steps' rows, at row i's rank by length
             before = F.pad(out.batch_sizes.cumsum(0), (1, 0)).to(ids.device)
             read = torch.where(ahead > 0, n + before[(ahead - 1).clamp(min=0)] + out.unsorted_indices[rows], rows)
             states = torch.cat([states, out.data])
