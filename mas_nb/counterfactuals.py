@@ -11,7 +11,7 @@ from fastcore.basics import patch
 from .tasks import Task, CountingTask, ArithmeticTask, get_task, as_rng, check_n, MAX_QUANTITY, MAX_VALUE, MAX_OPS
 
 # %% auto #0
-__all__ = ['counterfactual', 'parse_variable', 'choose_sites', 'swap', 'Interventions', 'make_interventions']
+__all__ = ['counterfactual', 'parse_variable', 'choose_positions', 'swap', 'Interventions', 'row_keys', 'make_interventions']
 
 # %% ../nbs/01_counterfactuals.ipynb #dc82e1dd
 @patch
@@ -91,14 +91,14 @@ def parse_variable(variable, src: Task, trg: Task) -> tuple[str, str]:
     if 'last_value' in pair and sv != tv: raise ValueError("'last_value' can only be swapped into 'last_value'")
     return sv, tv
 
-def choose_sites(mask, rng) -> np.ndarray:
+def choose_positions(mask, rng) -> np.ndarray:
     "One uniformly random True position per row of `mask`, -1 for rows without one."
     score = np.where(mask, rng.random(mask.shape), -1.0)
     return np.where(mask.any(1), score.argmax(1), -1)
 
 # %% ../nbs/01_counterfactuals.ipynb #665eb623
 def swap(src_task, trg_task, sv, tv, src, trg, s_pos, t_pos, stepwise=False):
-    "The target's state after the site with the source's variable swapped in, and the swapped source value."
+    "The target's state after its position with the source's variable swapped in, and the swapped source value."
     s_tr, t_tr = src_task._trace(src), trg_task._trace(trg)
     state = {k: _at((s_tr if sv == 'full' else t_tr)[k], s_pos if sv == 'full' else t_pos) for k in trg_task.state_vars}
     moved = None if sv == 'full' else _at(s_tr[sv], s_pos)
@@ -116,10 +116,10 @@ def swap(src_task, trg_task, sv, tv, src, trg, s_pos, t_pos, stepwise=False):
 class Interventions:
     "A batch of interchange interventions: `n` equally long tensors plus the tasks and variable they came from."
     src_ids: torch.Tensor     # [n, Ls] source sequences
-    src_pos: torch.Tensor     # [n] source sites
+    src_pos: torch.Tensor     # [n] source positions
     trg_ids: torch.Tensor     # [n, Lt] original target sequences
-    trg_pos: torch.Tensor     # [n] target sites (equal to src_pos when stepwise)
-    cf_ids: torch.Tensor      # [n, Lc] counterfactual targets: trg_ids up to the site, then the continuation
+    trg_pos: torch.Tensor     # [n] target positions (equal to src_pos when stepwise)
+    cf_ids: torch.Tensor      # [n, Lc] counterfactual targets: trg_ids up to the position, then the continuation
     label_mask: torch.Tensor  # [n, Lc] True at the deterministic continuation tokens (what IIA scores)
     cf_vars: dict             # target state variables right after the intervention, each [n]
     src_task: Task
@@ -141,7 +141,7 @@ class Interventions:
                 f"{', stepwise' if self.stepwise else ''})")
 
     def show(self, i: int = 0) -> str:
-        "Intervention `i` as text: sites in brackets, scored tokens starred."
+        "Intervention `i` as text: positions in brackets, scored tokens starred."
         def row(task, ids, pos=-1, mask=None):
             toks = [task.tokens[t] for t in ids.tolist() if t != task.pad_id]
             return ' '.join(f"[{x}]" if j == pos else x + ('*' if mask is not None and mask[j] else '') for j, x in enumerate(toks))
@@ -154,11 +154,11 @@ class Interventions:
 def _draw(src_task, trg_task, sv, tv, m, rng, stepwise, allowed):
     "`m` candidate interventions as numpy arrays, keeping only the valid ones."
     src, trg = src_task._sample(m, rng), trg_task._sample(m, rng)
-    s_ok, t_ok = src_task._sites(src), trg_task._sites(trg)
+    s_ok, t_ok = src_task._positions(src), trg_task._positions(trg)
     if stepwise:
         w = min(src.shape[1], trg.shape[1])
-        s_pos = t_pos = choose_sites(s_ok[:, :w] & t_ok[:, :w], rng)
-    else: s_pos, t_pos = choose_sites(s_ok, rng), choose_sites(t_ok, rng)
+        s_pos = t_pos = choose_positions(s_ok[:, :w] & t_ok[:, :w], rng)
+    else: s_pos, t_pos = choose_positions(s_ok, rng), choose_positions(t_ok, rng)
     keep = (s_pos >= 0) & (t_pos >= 0)
     src, trg, s_pos, t_pos = src[keep], trg[keep], s_pos[keep], t_pos[keep]
     state, moved = swap(src_task, trg_task, sv, tv, src, trg, s_pos, t_pos, stepwise)
@@ -167,27 +167,45 @@ def _draw(src_task, trg_task, sv, tv, m, rng, stepwise, allowed):
     cf, label = trg_task.continue_from(trg[keep], t_pos[keep], state, rng)
     return dict(src_ids=src[keep], src_pos=s_pos[keep], trg_ids=trg[keep], trg_pos=t_pos[keep], cf_ids=cf, label_mask=label), state
 
+_KEY_COLS = ('src_ids', 'src_pos', 'trg_ids', 'trg_pos', 'cf_ids')
+
+def row_keys(cols: dict) -> np.ndarray:
+    "One 64-bit hash per intervention of its sequences and positions (padding does not change it), for de-duplication."
+    key = np.zeros(len(cols['src_pos']), dtype=np.uint64)
+    for j, k in enumerate(_KEY_COLS):
+        a = np.asarray(cols[k]).astype(np.uint64).reshape(len(key), -1)
+        powers = np.uint64(1_000_003) ** np.arange(1, a.shape[1] + 1, dtype=np.uint64)  # wraps mod 2**64, as intended
+        key = key * np.uint64(0x9E3779B97F4A7C15) + (a * powers).sum(1, dtype=np.uint64) + np.uint64(j)
+    return key
+
 def _cat(arrays):
     "Row-concatenate arrays, zero-padding them to the widest."
     if arrays[0].ndim == 1: return np.concatenate(arrays)
     w = max(a.shape[1] for a in arrays)
     return np.concatenate([_fit(a, w) for a in arrays])
 
-def make_interventions(src_task, trg_task, variable, n: int, seed, stepwise: bool = False, values=None, max_rounds: int = 50) -> Interventions:
-    "`n` interventions swapping `variable` (a name or a `(source, target)` pair) from `src_task` into `trg_task`."
+def make_interventions(src_task, trg_task, variable, n: int, seed, stepwise: bool = False, values=None, max_rounds: int = 50,
+                       exclude: Interventions | None = None) -> Interventions:
+    """`n` interventions swapping `variable` (a name or a `(source, target)` pair) from `src_task` into `trg_task`.
+    `exclude`: interventions none of the new ones may repeat (a validation or test split disjoint from training)."""
     src_task, trg_task = get_task(src_task), get_task(trg_task)
     sv, tv = parse_variable(variable, src_task, trg_task)
     n, rng = check_n(n), as_rng(seed)
     if values is not None and sv == 'full': raise ValueError("values= restricts one swapped variable, not 'full'")
     allowed = None if values is None else np.asarray(sorted(values))
+    seen = None if exclude is None else row_keys({k: getattr(exclude, k).numpy(force=True) for k in _KEY_COLS})
     parts, states, have = [], [], 0
     for _ in range(max_rounds):
         part, state = _draw(src_task, trg_task, sv, tv, max(256, 2 * (n - have)), rng, stepwise, allowed)
+        if seen is not None:
+            new = ~np.isin(row_keys(part), seen)
+            part, state = {k: v[new] for k, v in part.items()}, {k: v[new] for k, v in state.items()}
         parts.append(part); states.append(state); have += len(part['src_pos'])
         if have >= n: break
     else:
         raise ValueError(f"found only {have} of {n} valid interventions {src_task.name}:{sv} -> {trg_task.name}:{tv}"
-                         f"{f' with values {sorted(values)}' if values is not None else ''}: the target cannot hold those values")
+                         f"{f' with values {sorted(values)}' if values is not None else ''}{' not in exclude' if exclude is not None else ''}"
+                         f": the target cannot hold those values{' (or too few distinct interventions exist)' if exclude is not None else ''}")
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a[:n]))
     cols = {k: t(_cat([p[k] for p in parts])) for k in parts[0]}
     cols['label_mask'] = cols['label_mask'].bool()

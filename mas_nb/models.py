@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_models.ipynb #48662243
 from __future__ import annotations
-import json, math, os, tempfile
+import json, math, os, tempfile, zlib
 from pathlib import Path
 import numpy as np
 import torch
@@ -15,14 +15,18 @@ from tqdm.auto import tqdm
 from .tasks import Task, get_task
 
 # %% auto #0
-__all__ = ['ARCHS', 'CRITERION', 'CHECKPOINT_FORMAT', 'init_weights', 'mlp_head', 'check_token_ids', 'TaskModel',
-           'scored_positions', 'patch_mask', 'fit_length', 'place', 'affine_scan', 'frozen_gru', 'RNNModel', 'rotary',
-           'Block', 'TransformerModel', 'make_model', 'trial_correct', 'trial_accuracy', 'lr_at', 'next_token_loss',
-           'accuracy_if_meets', 'train_model', 'atomic_write', 'write_json', 'save_model', 'load_model', 'cache_dir',
-           'cache_path', 'cached_model']
+__all__ = ['ARCHS', 'CRITERION', 'CHECKPOINT_FORMAT', 'CACHE_VERSION', 'init_seed', 'init_weights', 'mlp_head', 'check_token_ids',
+           'TaskModel', 'scored_positions', 'patch_mask', 'fit_length', 'place', 'affine_scan', 'frozen_gru',
+           'RNNModel', 'rotary', 'Block', 'TransformerModel', 'make_model', 'trial_correct', 'trial_accuracy', 'lr_at',
+           'next_token_loss', 'accuracy_if_meets', 'train_model', 'atomic_write', 'write_json', 'save_model',
+           'load_model', 'cache_dir', 'cache_path', 'cached_model']
 
 # %% ../nbs/02_models.ipynb #2cb84b43
 ARCHS = ('gru', 'lstm', 'transformer')
+
+def init_seed(task: str, arch: str, seed: int) -> int:
+    "The initialisation seed of model `seed` of `arch` on `task`: independent across tasks and architectures."
+    return int(np.random.SeedSequence([int(seed), zlib.crc32(f"{task}/{arch}".encode())]).generate_state(1)[0])
 
 def init_weights(module: nn.Module, seed: int):
     "Explicit, seeded initialisation of every parameter of `module`."
@@ -198,7 +202,7 @@ class RNNModel(TaskModel):
         self.state_size = width if arch == 'gru' else width // 2   # LSTM: h and c of width/2 each
         self.rnn = (nn.GRU if arch == 'gru' else nn.LSTM)(width, self.state_size, batch_first=True)
         self.head = mlp_head(self.state_size, width, vocab_size)
-        init_weights(self, seed)
+        init_weights(self, init_seed(task, self.arch, seed))
 
     def _site_dim(self, site): return self.state_size * (1 if self.arch == 'gru' else 2)
 
@@ -290,7 +294,7 @@ class TransformerModel(TaskModel):
         super().__init__(task, 'transformer', width, seed, vocab_size, train_void_p)
         self.blocks = nn.ModuleList([Block(width), Block(width)])
         self.ln_f, self.head = nn.LayerNorm(width), mlp_head(width, width, vocab_size)
-        init_weights(self, seed)
+        init_weights(self, init_seed(task, self.arch, seed))
 
     def residuals(self, ids, patch=None):
         "The residual stream at every site, patching it in place at `patch=(site, new, pos, stepwise)`."
@@ -454,10 +458,12 @@ def cache_dir() -> Path:
     "Folder of cached trained models: `$MAS_NB_CACHE`, default `~/.cache/mas_nb/models`."
     return Path(os.environ.get('MAS_NB_CACHE') or '~/.cache/mas_nb/models').expanduser()
 
+CACHE_VERSION = 2  # bumped when the same (task, arch, seed, width) would train a different model (2: per-arch init seeds)
+
 def cache_path(task, arch: str, seed: int = 0, width: int = 128) -> Path:
-    "Where `cached_model` keeps the model for `(task, arch, seed, width)`."
+    "Where `cached_model` keeps the model for `(task, arch, seed, width)` (files of older cache versions are not read)."
     if arch not in ARCHS: raise ValueError(f"unknown architecture {arch!r}; valid architectures are {ARCHS}")
-    return cache_dir() / f"{_task_name(task)}-{arch}-w{int(width)}-s{int(seed)}.pt"
+    return cache_dir() / f"{_task_name(task)}-{arch}-w{int(width)}-s{int(seed)}-v{CACHE_VERSION}.pt"
 
 def cached_model(task, arch: str, seed: int = 0, width: int = 128, **options) -> TaskModel:
     "The trained model for `(task, arch, seed, width)`: loaded from `cache_path`, or trained (with `options`) and saved."

@@ -27,8 +27,11 @@ class Task:
     state_vars: tuple = ()  # the variables that fully determine the continuation
     variables: tuple = ()   # the variables an interchange intervention can target
 
-    def __init__(self): self.vocab = {t: i for i, t in enumerate(self.tokens)}
-    def __repr__(self): return f"{type(self).__name__}({self.name!r})"
+    def __init__(self): self.vocab, self.options = {t: i for i, t in enumerate(self.tokens)}, {}
+    def __repr__(self): return f"{type(self).__name__}({self.name!r}{''.join(f', {k}={v!r}' for k, v in self.options.items())})"
+    def describe(self) -> dict:
+        "The task's name and options: what `get_task(**description)` rebuilds it from (results record it)."
+        return dict(name=self.name, **self.options)
     @property
     def vocab_size(self) -> int: return len(self.tokens)
     @property
@@ -69,9 +72,9 @@ class Task:
         "True where the token is determined by the tokens before it: what a trained model must get right."
         return torch.from_numpy(self._deterministic(self.check_ids(ids)))
 
-    def site_mask(self, ids) -> torch.Tensor:
+    def position_mask(self, ids) -> torch.Tensor:
         "True at positions eligible for an interchange intervention."
-        return torch.from_numpy(self._sites(self.check_ids(ids)))
+        return torch.from_numpy(self._positions(self.check_ids(ids)))
 
 def check_n(n) -> int:
     "`n` as a positive int, or a clear error."
@@ -133,7 +136,7 @@ class CountingTask(Task):
         phase = np.cumsum(ids == self.vocab['T'], axis=1) > 0
         return phase & (ids != self.vocab['T']) & (ids != self.pad_id)
 
-    def _sites(self, ids): return ~np.isin(ids, [self.vocab[t] for t in 'PBTE'])
+    def _positions(self, ids): return ~np.isin(ids, [self.vocab[t] for t in 'PBTE'])
 
 # %% ../nbs/00_tasks.ipynb #ec2a3d19
 MAX_VALUE, MAX_OPS = 20, 10
@@ -189,7 +192,7 @@ class ArithmeticTask(Task):
     def _deterministic(self, ids):
         return (ids == self.eq) | self._results(ids) | (ids == self.comma) | (ids == self.vocab['E'])
 
-    def _sites(self, ids): return ids == self.comma
+    def _positions(self, ids): return ids == self.comma
 
 # %% ../nbs/00_tasks.ipynb #c2b6302b
 TASKS = {
@@ -200,11 +203,15 @@ TASKS = {
     'arithmetic': ArithmeticTask,
 }
 
-def get_task(name: str | Task, **options) -> Task:
-    "The task called `name` (one of `TASKS`); `get_task('multiobject', void_p=0.2)` is the transformer training variant."
+def get_task(name: str | dict | Task, **options) -> Task:
+    """The task called `name` (one of `TASKS`) built with `options`; `get_task('multiobject', void_p=0.2)` is the
+    transformer training variant. A `Task` is returned as it is, a dict from `Task.describe()` is rebuilt."""
+    if isinstance(name, dict): return get_task(**name, **options)
     if isinstance(name, Task):
         if options: raise ValueError(f"options {sorted(options)} cannot be applied to an existing task {name!r}")
         return name
     if name not in TASKS: raise ValueError(f"unknown task {name!r}; valid tasks are {sorted(TASKS)}")
-    try: return TASKS[name](**options)
-    except TypeError: raise ValueError(f"task {name!r} does not take options {sorted(options)}") from None
+    try: task = TASKS[name](**options)
+    except TypeError as e: raise ValueError(f"task {name!r} does not take options {sorted(options)}") from e
+    task.options = dict(options)
+    return task
