@@ -122,8 +122,8 @@ class Interventions:
     cf_ids: torch.Tensor      # [n, Lc] counterfactual targets: trg_ids up to the position, then the continuation
     label_mask: torch.Tensor  # [n, Lc] True at the deterministic continuation tokens (what IIA scores)
     cf_vars: dict             # target state variables right after the intervention, each [n]
-    src_task: Task
-    trg_task: Task
+    src_task: Task | None     # None for data that no task generated (e.g. language-model tokens)
+    trg_task: Task | None
     variable: tuple
     stepwise: bool = False
 
@@ -137,13 +137,14 @@ class Interventions:
                              {k: sub(v) for k, v in self.cf_vars.items()}, self.src_task, self.trg_task, self.variable, self.stepwise)
 
     def __repr__(self):
-        return (f"Interventions(n={len(self)}, {self.src_task.name}:{self.variable[0]} -> {self.trg_task.name}:{self.variable[1]}"
+        name = lambda task: task.name if task is not None else 'data'
+        return (f"Interventions(n={len(self)}, {name(self.src_task)}:{self.variable[0]} -> {name(self.trg_task)}:{self.variable[1]}"
                 f"{', stepwise' if self.stepwise else ''})")
 
     def show(self, i: int = 0) -> str:
         "Intervention `i` as text: positions in brackets, scored tokens starred."
         def row(task, ids, pos=-1, mask=None):
-            toks = [task.tokens[t] for t in ids.tolist() if t != task.pad_id]
+            toks = [task.tokens[t] for t in ids.tolist() if t != task.pad_id] if task is not None else list(map(str, ids.tolist()))
             return ' '.join(f"[{x}]" if j == pos else x + ('*' if mask is not None and mask[j] else '') for j, x in enumerate(toks))
         state = ', '.join(f"{k}={int(v[i])}" for k, v in self.cf_vars.items())
         return (f"source          {row(self.src_task, self.src_ids[i], int(self.src_pos[i]))}\n"
@@ -185,15 +186,16 @@ def _cat(arrays):
     return np.concatenate([_fit(a, w) for a in arrays])
 
 def make_interventions(src_task, trg_task, variable, n: int, seed, stepwise: bool = False, values=None, max_rounds: int = 50,
-                       exclude: Interventions | None = None) -> Interventions:
+                       exclude: Interventions | list | None = None) -> Interventions:
     """`n` interventions swapping `variable` (a name or a `(source, target)` pair) from `src_task` into `trg_task`.
-    `exclude`: interventions none of the new ones may repeat (a validation or test split disjoint from training)."""
+    `exclude`: interventions (or a list of them) that none of the new ones may repeat, e.g. the training split."""
     src_task, trg_task = get_task(src_task), get_task(trg_task)
     sv, tv = parse_variable(variable, src_task, trg_task)
     n, rng = check_n(n), as_rng(seed)
     if values is not None and sv == 'full': raise ValueError("values= restricts one swapped variable, not 'full'")
     allowed = None if values is None else np.asarray(sorted(values))
-    seen = None if exclude is None else row_keys({k: getattr(exclude, k).numpy(force=True) for k in _KEY_COLS})
+    excluded = [exclude] if isinstance(exclude, Interventions) else list(exclude or [])
+    seen = np.concatenate([row_keys({k: getattr(e, k).numpy(force=True) for k in _KEY_COLS}) for e in excluded]) if excluded else None
     parts, states, have = [], [], 0
     for _ in range(max_rounds):
         part, state = _draw(src_task, trg_task, sv, tv, max(256, 2 * (n - have)), rng, stepwise, allowed)
@@ -204,8 +206,8 @@ def make_interventions(src_task, trg_task, variable, n: int, seed, stepwise: boo
         if have >= n: break
     else:
         raise ValueError(f"found only {have} of {n} valid interventions {src_task.name}:{sv} -> {trg_task.name}:{tv}"
-                         f"{f' with values {sorted(values)}' if values is not None else ''}{' not in exclude' if exclude is not None else ''}"
-                         f": the target cannot hold those values{' (or too few distinct interventions exist)' if exclude is not None else ''}")
+                         f"{f' with values {sorted(values)}' if values is not None else ''}{' not in exclude' if excluded else ''}"
+                         f": the target cannot hold those values{' (or too few distinct interventions exist)' if excluded else ''}")
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a[:n]))
     cols = {k: t(_cat([p[k] for p in parts])) for k in parts[0]}
     cols['label_mask'] = cols['label_mask'].bool()

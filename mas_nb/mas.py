@@ -22,8 +22,8 @@ from .models import atomic_write, write_json
 
 # %% auto #0
 __all__ = ['METHODS', 'Split', 'Direction', 'site_latents', 'counterfactual_latents', 'direction_logits', 'cl_loss', 'MASResult',
-           'make_alignments', 'model_device', 'build_directions', 'evaluate_direction', 'fit_mas', 'evaluate_iia',
-           'plot_curves']
+           'make_alignments', 'init_scales', 'model_device', 'build_directions', 'evaluate_direction', 'fit_mas',
+           'evaluate_iia', 'plot_curves']
 
 # %% ../nbs/04_mas.ipynb #42add5a6
 @dataclass
@@ -61,7 +61,7 @@ def counterfactual_latents(model, task, site, cf_vars, seed, n_pool=4000):
     "For every intervention, a recorded latent of `model` whose state equals `cf_vars` (NaN rows where none exists)."
     ids = task.sample(n_pool, seed)
     tr = task.trace(ids)
-    ok = task.site_mask(ids)
+    ok = task.position_mask(ids)
     keys = _state_keys({k: tr[k][ok] for k in cf_vars})
     lat = model.latents(ids, site)[ok]
     order = torch.argsort(keys); keys, lat = keys[order], lat[order]
@@ -174,6 +174,20 @@ def _losses(cfg, src, trg):
     if m in ('unimas', 'clmas'): return trg != a, m == 'clmas' and trg == a
     return m == 'stitch' and src == a, m == 'latent_stitch' and trg == a  # the map's own direction
 
+@torch.no_grad()
+def init_scales(alignments, dirs, cfg):
+    """Start every scale so that the models' latents enter the aligned space at one norm: c_i = g / |h_i|, with |h_i| the
+    mean norm of model i's training latents and g their geometric mean (a stitching map starts at |h_trg| / |h_src|)."""
+    norms = {}
+    for d in dirs: norms.setdefault(d.trg, d.splits['train'].h_trg.float().norm(dim=-1).mean().log())
+    if cfg['method'] in ('stitch', 'latent_stitch'):
+        a, b = cfg['inaccessible'], 1 - cfg['inaccessible']
+        src, trg = (a, b) if cfg['method'] == 'stitch' else (b, a)
+        alignments[0].log_scale.copy_(norms[trg] - norms[src])
+    else:
+        g = torch.stack([norms[i] for i in range(len(alignments))]).mean()
+        for i, a in enumerate(alignments): a.log_scale.copy_(g - norms[i])
+
 def model_device(models) -> torch.device:
     "Where the models' parameters live (CPU for parameter-free models)."
     return next((p.device for m in models for p in m.parameters()), torch.device('cpu'))
@@ -183,11 +197,11 @@ def _on(iv: Interventions, device) -> Interventions:
     move = {k: getattr(iv, k).to(device) for k in ('src_ids', 'src_pos', 'trg_ids', 'trg_pos', 'cf_ids', 'label_mask')}
     return replace(iv, **move, cf_vars={k: v.to(device) for k, v in iv.cf_vars.items()})
 
-def _make_split_data(interventions, tasks, cfg, src, trg, n, rng):
-    "One split's interventions: from the task pair, or from the caller's `interventions(src, trg, n, seed)`."
+def _make_split_data(interventions, tasks, cfg, src, trg, n, rng, exclude):
+    "One split's interventions (none repeating those in `exclude`): from the task pair, or from the caller's `interventions(src, trg, n, seed)`."
     if interventions is None:
         var = cfg['variable'] if isinstance(cfg['variable'], str) else (cfg['variable'][src], cfg['variable'][trg])
-        return make_interventions(tasks[src], tasks[trg], var, n, rng, stepwise=cfg['stepwise'], values=cfg['values'])
+        return make_interventions(tasks[src], tasks[trg], var, n, rng, stepwise=cfg['stepwise'], values=cfg['values'], exclude=exclude)
     iv = interventions(src, trg, n, int(rng.integers(2**31)))
     if not isinstance(iv, Interventions) or len(iv) != n:
         raise ValueError(f"interventions({src}, {trg}, {n}, seed) must return an Interventions with {n} rows, got {iv!r}")
@@ -203,8 +217,9 @@ def build_directions(models, alignments, cfg, sizes: dict, interventions: Callab
             if stitching and src == trg: continue  # a stitch map only runs between the two models
             behaviour, cl = _losses(cfg, src, trg)
             splits = {}
-            for s_i, (split, n) in enumerate(sizes.items()):
-                iv = _on(_make_split_data(interventions, tasks, cfg, src, trg, n, _seed(cfg['seed'], src, trg, s_i, n)), device)
+            for s_i, (split, n) in enumerate(sizes.items()):  # held-out splits repeat no earlier split's interventions
+                iv = _make_split_data(interventions, tasks, cfg, src, trg, n, _seed(cfg['seed'], src, trg, s_i, n), [s.iv for s in splits.values()])
+                iv = _on(iv, device)
                 h_src = site_latents(models[src], iv.src_ids, sites[src], iv.src_pos, cfg['stepwise'])
                 h_trg = site_latents(models[trg], iv.cf_ids, sites[trg], iv.trg_pos, cfg['stepwise'])
                 h_cl = (counterfactual_latents(models[trg], tasks[trg], sites[trg], iv.cf_vars, cfg['seed'])
@@ -299,7 +314,7 @@ def _config(models, tasks, variable, sites, k, interventions=None, **kw):
 # %% ../nbs/04_mas.ipynb #985d83f2
 def fit_mas(models, tasks=None, variable='full', sites='hidden', k: int | None = None, *, method: str = 'mas',
             inaccessible: int = 0, epsilon: float = 0.5, rank: int | None = None, stepwise: bool = False,
-            values=None, scale: bool = True, n_train: int = 10_000, n_valid: int = 1_000, n_test: int = 1_000,
+            values=None, scale: bool = True, scale_init: str = 'norm', n_train: int = 10_000, n_valid: int = 1_000, n_test: int = 1_000,
             batch_size: int = 128, lr: float = 1e-3, max_steps: int = 2_000, eval_every: int = 50,
             threshold: float | None = None, select: str = 'all', seed: int = 0, names=None,
             checkpoint=None, progress: bool = True, interventions: Callable | None = None) -> MASResult:
@@ -307,7 +322,7 @@ def fit_mas(models, tasks=None, variable='full', sites='hidden', k: int | None =
     models = list(models)
     if k is None and models: k = min(m.site_dim(s) for m, s in zip(models, _per_model(sites, len(models), 'sites'))) // 2
     cfg = _config(models, tasks, variable, sites, k, method=method, inaccessible=inaccessible, epsilon=epsilon, rank=rank,
-                  stepwise=stepwise, values=values, scale=scale, n_train=n_train, n_valid=n_valid, n_test=n_test,
+                  stepwise=stepwise, values=values, scale=scale, scale_init=scale_init, n_train=n_train, n_valid=n_valid, n_test=n_test,
                   batch_size=batch_size, lr=lr, seed=seed, select=select, names=names, interventions=interventions)
     dims = _validate(models, cfg)
     start = time.perf_counter()
@@ -315,6 +330,7 @@ def fit_mas(models, tasks=None, variable='full', sites='hidden', k: int | None =
     alignments = make_alignments(dims, cfg).to(model_device(models))  # float32 on the models' device
     with _frozen(models):
         dirs = build_directions(models, alignments, cfg, dict(train=n_train, valid=n_valid, test=n_test), interventions)
+        if scale and scale_init == 'norm': init_scales(alignments, dirs, cfg)
         return _train(models, cfg, dirs, alignments, max_steps, eval_every, threshold, checkpoint, progress, start)
 
 @contextmanager
