@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.utils import parametrize
 
-from mas_nb.models import cached_model
+from mas_nb.checkpoints import cached_model
 from mas_nb.mas import fit_mas, build_directions, make_alignments, _config, _step_loss
 from mas_nb.interventions import interchange
 

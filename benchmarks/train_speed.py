@@ -13,7 +13,8 @@ import argparse, time
 
 import torch
 
-from mas_nb.models import ARCHS, train_model
+from mas_nb.models import ARCHS
+from mas_nb.training import train_model
 
 
 def load() -> str:

@@ -9,7 +9,8 @@ from pathlib import Path
 from fastcore.script import call_parse, anno_parser
 from .tasks import TASKS, get_task
 from .counterfactuals import make_interventions
-from .models import cached_model, cache_path, atomic_write, write_json
+from .checkpoints import cached_model, cache_path
+from .files import atomic_write, write_json
 from .mas import fit_mas, plot_curves
 from .similarity import similarity_protocol
 from . import experiments

@@ -10,7 +10,8 @@ from itertools import combinations, product
 from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
-from .models import cached_model, atomic_write, write_json
+from .checkpoints import cached_model
+from .files import atomic_write, write_json
 from .mas import fit_mas
 from .similarity import similarity_protocol
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mas_nb.tasks import get_task
-from mas_nb.models import cached_model
+from mas_nb.checkpoints import cached_model
 from mas_nb.mas import fit_mas, evaluate_iia, counterfactual_latents, build_directions, make_alignments, _config, MASResult
 
 FAST = dict(n_train=512, n_valid=256, n_test=256, batch_size=64, eval_every=5, progress=False)

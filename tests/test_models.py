@@ -4,9 +4,11 @@ import pytest
 import torch
 from torch import nn
 
+import mas_nb.checkpoints as checkpoints
 import mas_nb.models as models
-from mas_nb.models import (ARCHS, make_model, train_model, trial_correct, trial_accuracy, save_model, load_model,
-                           cached_model, affine_scan, scored_positions)
+from mas_nb.models import ARCHS, make_model, affine_scan, scored_positions
+from mas_nb.training import train_model, trial_correct, trial_accuracy
+from mas_nb.checkpoints import save_model, load_model, cached_model, cache_path
 from mas_nb.tasks import get_task
 
 TASK = get_task('multiobject')
@@ -237,7 +239,8 @@ def test_save_load_identical(arch, tmp_path):
 def test_bad_checkpoints_fail_clearly(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.pt"): load_model(tmp_path / 'missing.pt')
     (tmp_path / 'junk.pt').write_bytes(b'\x00garbage')
-    with pytest.raises(ValueError, match="junk.pt is not a readable"): load_model(tmp_path / 'junk.pt')
+    with pytest.raises(ValueError, match="junk.pt is not a readable") as err: load_model(tmp_path / 'junk.pt')
+    assert err.value.__cause__ is not None   # torch's own error is kept for the traceback
     torch.save({'hello': 1}, tmp_path / 'other.pt')
     with pytest.raises(ValueError, match="other.pt is not a mas_nb model checkpoint"): load_model(tmp_path / 'other.pt')
     good = save_model(tiny('gru'), tmp_path / 'good.pt')
@@ -245,7 +248,8 @@ def test_bad_checkpoints_fail_clearly(tmp_path):
     with pytest.raises(ValueError, match="cut.pt"): load_model(tmp_path / 'cut.pt')
     blob = torch.load(good, weights_only=True); blob['config']['width'] = 32
     torch.save(blob, tmp_path / 'wrong.pt')
-    with pytest.raises(ValueError, match="wrong.pt holds an inconsistent checkpoint"): load_model(tmp_path / 'wrong.pt')
+    with pytest.raises(ValueError, match="wrong.pt holds an inconsistent checkpoint") as err: load_model(tmp_path / 'wrong.pt')
+    assert isinstance(err.value.__cause__, RuntimeError)   # load_state_dict's size mismatch
 
 
 def test_cached_model_trains_once(tmp_path, monkeypatch):
@@ -254,13 +258,24 @@ def test_cached_model_trains_once(tmp_path, monkeypatch):
     def fake_train(task, arch, seed, width, **options):
         calls.append((task, arch, seed, width))
         return train_model(task, arch, seed, width, max_steps=2, criterion=None, progress=False)
-    monkeypatch.setattr(models, 'train_model', fake_train)
+    monkeypatch.setattr(checkpoints, 'train_model', fake_train)
     first = cached_model('multiobject', 'gru', seed=2, width=16)
     again = cached_model(get_task('multiobject'), 'gru', seed=2, width=16)
     assert calls == [('multiobject', 'gru', 2, 16)]
-    assert (tmp_path / 'cache' / 'multiobject-gru-w16-s2.pt').is_file()
+    path = cache_path('multiobject', 'gru', seed=2, width=16)
+    assert path == tmp_path / 'cache' / f'multiobject-gru-w16-s2-v{checkpoints.CACHE_VERSION}.pt' and path.is_file()
     ids = TASK.sample(8, 0)
     assert torch.equal(first(ids), again(ids))
     cached_model('multiobject', 'gru', seed=3, width=16)
     assert len(calls) == 2
     with pytest.raises(ValueError, match="criterion"): cached_model('multiobject', 'gru', criterion=0.5)
+
+
+# --- old import paths -----------------------------------------------------------------------------------
+
+def test_moved_names_still_import_from_models():
+    import mas_nb.files, mas_nb.training
+    from mas_nb.models import cached_model as old, atomic_write, CRITERION
+    assert old is cached_model and atomic_write is mas_nb.files.atomic_write and CRITERION == mas_nb.training.CRITERION
+    assert not set(models._MOVED) & set(models.__all__)
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"): models.nope
