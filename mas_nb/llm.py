@@ -4,24 +4,23 @@
 
 # %% ../nbs/07_llm.ipynb #4b266aaf
 from __future__ import annotations
-import csv, itertools, json, os, re, tempfile
-from contextlib import contextmanager
+import csv, itertools, json, os, tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 import numpy as np
 import torch
-from torch import nn
+from fastcore.meta import delegates
 from tqdm.auto import tqdm
 from .counterfactuals import Interventions
 from .mas import MASResult, fit_mas
-from .models import atomic_write, write_json, patch_mask, fit_length, check_token_ids
+from .hf import HFCausalLM
+from .files import atomic_write, write_json
 
 # %% auto #0
 __all__ = ['DEFAULT_MODEL', 'JIGSAW_COLUMNS', 'SOURCES', 'GROUPS', 'TextData', 'check_nonempty', 'balance', 'split_data',
            'disjoint', 'load_text_file', 'label_rows', 'load_toxicity', 'toxicity_data', 'load_lm', 'tiny_tokenizer',
-           'tiny_qwen2', 'finetune', 'make_prompts', 'Generations', 'generate', 'Sites', 'decoder_layers', 'HFCausalLM',
-           'TokenInterventions', 'check_same_vocab', 'llm_mas', 'StudyResult', 'toxicity_study', 'plot_study']
+           'tiny_qwen2', 'finetune', 'make_prompts', 'Generations', 'generate', 'TokenInterventions',
+           'check_same_vocab', 'llm_mas', 'StudyResult', 'toxicity_study', 'plot_study']
 
 # %% ../nbs/07_llm.ipynb #5f6fd12e
 DEFAULT_MODEL = 'deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B'
@@ -248,102 +247,6 @@ def generate(model, prompts: torch.Tensor, new_tokens: int = 64, batch_size: int
     if ids.shape[1] != prompts.shape[1] + new_tokens: raise RuntimeError(f"generation stopped early: {ids.shape[1]} tokens")
     return Generations(ids, prompts.shape[1], name, None if labels is None else torch.as_tensor(labels))
 
-# %% ../nbs/07_llm.ipynb #bc2c2e8e
-class _Stop(Exception): "Raised by a recording hook: the rest of the forward pass is not needed."
-
-class Sites(tuple):
-    "The main site names (what iteration lists); membership also accepts any submodule name of the model."
-    def __new__(cls, names, modules):
-        s = super().__new__(cls, names); s.modules = frozenset(modules); return s
-    def __contains__(self, site): return tuple.__contains__(self, site) or site in self.modules
-
-def decoder_layers(model) -> nn.ModuleList:
-    "The model's stack of decoder layers: the `ModuleList` with `num_hidden_layers` entries."
-    n = getattr(model.config, 'num_hidden_layers', None)
-    found = [m for _, m in model.named_modules() if isinstance(m, nn.ModuleList) and len(m) == n]
-    if not found: raise ValueError(f"cannot find the {n} decoder layers of {type(model).__name__}; name a module site instead")
-    return found[0]
-
-def _main(out):
-    "The hidden-state tensor of a module's output (decoder layers may return a tuple)."
-    return out[0] if isinstance(out, tuple) else out
-
-@contextmanager
-def _hooked(module, fn):
-    handle = module.register_forward_hook(fn)
-    try: yield
-    finally: handle.remove()
-
-# %% ../nbs/07_llm.ipynb #21568034
-class HFCausalLM(nn.Module):
-    "A Hugging Face causal LM with the site interface `fit_mas` trains on (forward hooks; no copy of the weights)."
-    task = None  # no task: its interventions come from `TokenInterventions`
-
-    def __init__(self, model, tokenizer=None, name: str | None = None):
-        super().__init__()
-        self.lm, self.tokenizer = model, tokenizer
-        self.name = name or getattr(model.config, '_name_or_path', '') or type(model).__name__
-        self.n_layers = len(decoder_layers(model))
-        self.sites = Sites(('embedding',) + tuple(f'layer{i}' for i in range(self.n_layers)), (n for n, _ in model.named_modules() if n))
-        self._dims = {}
-
-    @property
-    def device(self): return next(self.lm.parameters()).device
-    @property
-    def vocab_size(self) -> int: return self.lm.get_input_embeddings().num_embeddings
-
-    def module(self, site: str) -> nn.Module:
-        "The module whose output is the latent at `site`."
-        if site == 'embedding': return self.lm.get_input_embeddings()
-        m = re.fullmatch(r'layer(\d+)', str(site))
-        if m and int(m[1]) < self.n_layers: return decoder_layers(self.lm)[int(m[1])]
-        if site in self.sites.modules: return self.lm.get_submodule(site)
-        some = sorted(self.sites.modules, key=len)[:4]
-        raise ValueError(f"unknown site {site!r} for {self.name}: use 'embedding', 'layer0'..'layer{self.n_layers - 1}' "
-                         f"or a module name such as {some}")
-
-    def check_ids(self, ids) -> torch.Tensor: return check_token_ids(ids, self.vocab_size).to(self.device)
-
-    def latents(self, ids, site: str) -> torch.Tensor:
-        "The output `[n, L, d]` of the module at `site`."
-        ids, mod, got = self.check_ids(ids), self.module(site), []
-        def record(m, inp, out): got.append(_main(out)); raise _Stop
-        with _hooked(mod, record):
-            try: self.lm(input_ids=ids, use_cache=False)
-            except _Stop: pass
-        if not got or got[0].dim() != 3: raise ValueError(f"site {site!r} does not output a [n, L, d] hidden state")
-        return got[0]
-
-    def site_dim(self, site: str) -> int:
-        "Width of the latent at `site` (found once by running one token)."
-        if site not in self._dims:
-            with torch.no_grad(): self._dims[site] = self.latents(torch.zeros(1, 1, dtype=torch.long), site).shape[-1]
-        return self._dims[site]
-
-    def patched_logits(self, ids, site: str, pos, new, stepwise: bool = False, prefix: bool = False, scored=None) -> torch.Tensor:
-        """Logits `[n, L, vocab]` with the latent at `site` replaced at `pos[i]` by `new[i]` or, `stepwise`, at `0..pos[i]`
-        by `new[i, :pos[i]+1]`. Only positions from `pos` on (all with `prefix`; those in `scored` if given) are computed."""
-        ids, mod = self.check_ids(ids), self.module(site)
-        n, L = ids.shape
-        pos, new = pos.to(self.device), new.to(self.device)
-        if pos.shape != (n,) or (n and (pos.min() < 0 or pos.max() >= L)): raise ValueError(f"pos must be [{n}] positions in 0..{L - 1}")
-        if new.dim() != (3 if stepwise else 2) or new.shape[0] != n or (stepwise and n and new.shape[1] <= int(pos.max())):
-            raise ValueError(f"new must be [{n}, L' > max(pos), d] when stepwise, else [{n}, d]; got {tuple(new.shape)}")
-        t = torch.arange(L, device=self.device)[None]
-        keep = torch.ones_like(ids, dtype=torch.bool) if prefix else (t >= pos[:, None]) if scored is None else scored.to(self.device)
-        fired = []
-        def patch(m, inp, out):
-            h = _main(out)
-            put = fit_length(new, h.shape[1]) if stepwise else new[:, None].expand(-1, h.shape[1], -1)
-            h = torch.where(patch_mask(pos, h.shape[1], stepwise), put.to(h.dtype), h)
-            fired.append(True)
-            return (h,) + tuple(out[1:]) if isinstance(out, tuple) else h
-        with _hooked(mod, patch):
-            hidden = self.lm.base_model(input_ids=ids, use_cache=False).last_hidden_state
-        if not fired: raise ValueError(f"site {site!r} is not part of the base model's forward pass, so it cannot be patched")
-        head = self.lm.get_output_embeddings()(hidden[keep])
-        return hidden.new_zeros(n, L, head.shape[-1]).masked_scatter(keep[..., None], head)
-
 # %% ../nbs/07_llm.ipynb #f1cae92a
 class TokenInterventions:
     "The stepwise interventions of the toxicity study, drawn from each model's `Generations`: `(src, trg, n, seed) -> Interventions`."
@@ -374,8 +277,7 @@ class TokenInterventions:
         after = torch.arange(S.shape[1])[None] > pos[:, None]
         src_ids, trg_ids = S[a], T[b]
         return Interventions(src_ids, pos, trg_ids, pos.clone(), torch.where(after, src_ids, trg_ids), after, {},
-                             SimpleNamespace(name=self.gens[src].name), SimpleNamespace(name=self.gens[trg].name),
-                             ('tokens', 'tokens'), stepwise=True)
+                             None, None, ('tokens', 'tokens'), stepwise=True)  # no task generated these tokens
 
 # %% ../nbs/07_llm.ipynb #6588121f
 def _adapt(m, name):
@@ -394,21 +296,26 @@ def check_same_vocab(models):
             raise ValueError(f"{ref.name} and {m.name} use different tokenizers (vocab sizes {ref.vocab_size} and {m.vocab_size}): "
                              "in MAS the target reads the source's tokens, so the models must share one vocabulary")
 
-def llm_mas(models, generations, site: str = 'embedding', k: int | None = None, *, names=None, index_range=(10, 54),
-            n_train: int = 10_000, n_valid: int = 1_000, n_test: int = 1_000, batch_size: int = 64, lr: float = 1e-3,
-            max_steps: int = 1_000, eval_every: int = 50, threshold: float | None = None, seed: int = 0,
-            checkpoint=None, progress: bool = True) -> MASResult:
-    "Stepwise MAS at `site` between causal LMs (`HFCausalLM`, `(model, tokenizer)` or models), trained on their greedy `generations`."
-    generations = list(generations)
+@delegates(fit_mas, but=['tasks', 'variable', 'sites', 'method', 'inaccessible', 'epsilon', 'rank', 'stepwise', 'values', 'interventions'])
+def llm_mas(models,                 # `HFCausalLM`s, `(model, tokenizer)` pairs or Hugging Face models
+            generations,            # one `Generations` per model, from the same prompts
+            site: str = 'embedding',  # the site of every model
+            k: int | None = None,   # aligned dimensions; default half the site width
+            *,
+            names=None,             # one name per model; default the generations' names
+            index_range=(10, 54),   # intervention positions, counted from the end of the prompt
+            batch_size: int = 64,   # interventions per direction in a training step
+            max_steps: int = 1_000, # training steps at most
+            **kwargs) -> MASResult:
+    "Stepwise MAS at `site` between causal LMs, trained on their greedy `generations`; other options as in `fit_mas`."
+    models, generations = list(models), list(generations)
+    if len(models) != len(generations): raise ValueError(f"generations: {len(models)} models but {len(generations)} generations; give one each")
     names = [str(x) for x in (names or [g.name or str(i) for i, g in enumerate(generations)])]
     models = [_adapt(m, n) for m, n in zip(models, names)]
-    if len(models) != len(generations): raise ValueError(f"{len(models)} models but {len(generations)} generations: give one each")
     check_same_vocab(models)
     for m in models: m.module(site)  # unknown site: fail before any work
-    return fit_mas(models, variable='tokens', sites=site, k=k, method='mas', stepwise=True, n_train=n_train, n_valid=n_valid,
-                   n_test=n_test, batch_size=batch_size, lr=lr, max_steps=max_steps, eval_every=eval_every, threshold=threshold,
-                   seed=seed, names=names, checkpoint=checkpoint, progress=progress,
-                   interventions=TokenInterventions(generations, index_range))
+    return fit_mas(models, variable='tokens', sites=site, k=k, method='mas', stepwise=True, names=names, batch_size=batch_size,
+                   max_steps=max_steps, interventions=TokenInterventions(generations, index_range), **kwargs)
 
 # %% ../nbs/07_llm.ipynb #5d291cec
 @dataclass

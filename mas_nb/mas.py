@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_mas.ipynb #73491b3d
 from __future__ import annotations
-import copy, time
+import copy, math, time
 from contextlib import contextmanager
 from typing import Callable
 from dataclasses import dataclass, field, fields, replace
@@ -15,15 +15,55 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 from tqdm.auto import tqdm
-from .tasks import get_task
+from .tasks import Task, get_task
 from .counterfactuals import Interventions, make_interventions
 from .interventions import Rotation, LowRankMap, interchange
-from .models import atomic_write, write_json
+from .files import atomic_write, write_json
 
 # %% auto #0
-__all__ = ['METHODS', 'Split', 'Direction', 'site_latents', 'counterfactual_latents', 'direction_logits', 'cl_loss', 'MASResult',
-           'make_alignments', 'init_scales', 'model_device', 'build_directions', 'evaluate_direction', 'fit_mas',
-           'evaluate_iia', 'plot_curves']
+__all__ = ['METHODS', 'READOUT_ROWS', 'Method', 'Split', 'Direction', 'site_latents', 'counterfactual_latents', 'scored_states',
+           'cl_loss', 'predictions', 'MASResult', 'RunSpec', 'make_spec', 'make_alignments', 'init_scales',
+           'model_device', 'build_directions', 'evaluate_direction', 'fit_mas', 'fit_spec', 'evaluate_iia',
+           'plot_curves']
+
+# %% ../nbs/04_mas.ipynb #2455628f
+@dataclass(frozen=True)
+class Method:
+    "One member of the MAS family: how it aligns the models, which directions carry which loss, the options it reads."
+    name: str
+    summary: str
+    n_models: tuple        # (fewest, most) models it aligns; most None: any number
+    aligner: str           # 'rotation': one scaled rotation per model (Eq. 6); 'map': one low-rank map between two models
+    trains: str            # behavioural loss on the directions into 'all' models, into the 'accessible' one only, or 'none'
+    cl: bool = False       # counterfactual-latent loss on the directions into the inaccessible model
+    options: tuple = ()    # the method options it reads, of: k, rank, inaccessible, epsilon
+
+    def directions(self, n: int) -> list[tuple[int, int]]:
+        "The (source, target) model pairs of a run on `n` models: every pair, or the two across a map."
+        return [(s, t) for s in range(n) for t in range(n) if self.aligner == 'rotation' or s != t]
+
+    def losses(self, src: int, trg: int, inaccessible: int | None) -> tuple[bool, bool]:
+        "Whether direction `src -> trg` carries the behavioural loss, and the counterfactual-latent loss."
+        into_inaccessible = trg == inaccessible
+        return self.trains == 'all' or (self.trains == 'accessible' and not into_inaccessible), self.cl and into_inaccessible
+
+    def map_direction(self, inaccessible: int) -> tuple[int, int]:
+        "The (source, target) pair a map runs along: its direction with a loss (the other direction uses its inverse)."
+        return next((s, t) for s, t in self.directions(2) if any(self.losses(s, t, inaccessible)))
+
+METHODS = {m.name: m for m in [
+    Method('mas', 'one scaled rotation per model; every direction trained, within-model ones included (Eq. 9)',
+           (1, None), 'rotation', 'all', options=('k',)),
+    Method('das', 'MAS on a single model', (1, 1), 'rotation', 'all', options=('k',)),
+    Method('unimas', 'MAS without the behavioural loss into the inaccessible model', (2, 2), 'rotation', 'accessible',
+           options=('k', 'inaccessible')),
+    Method('clmas', 'UniMAS plus the counterfactual-latent loss into the inaccessible model (Eqs. 10-12)', (2, 2),
+           'rotation', 'accessible', cl=True, options=('k', 'inaccessible', 'epsilon')),
+    Method('stitch', 'one rank-r map from the inaccessible model into the other, replacing its whole latent, trained by behaviour',
+           (2, 2), 'map', 'accessible', options=('rank', 'inaccessible')),
+    Method('latent_stitch', 'one rank-r map into the inaccessible model, trained by the counterfactual-latent loss only',
+           (2, 2), 'map', 'none', cl=True, options=('rank', 'inaccessible')),
+]}
 
 # %% ../nbs/04_mas.ipynb #42add5a6
 @dataclass
@@ -80,20 +120,19 @@ def _state_keys(state):
     return key
 
 # %% ../nbs/04_mas.ipynb #7048d9f4
+READOUT_ROWS = 1024  # output states read out per chunk when only the argmax is needed: memory bounded by chunk x vocabulary
+
 def _trim(iv_rows):
     "Columns up to the last scored token of a batch (shorter continuation passes)."
     cols = iv_rows.label_mask.any(0).nonzero()
     return int(cols.max()) + 1 if len(cols) else 1
 
-def direction_logits(model, site, split, idx, intervene, stepwise):
-    "Intervened latents and the target model's logits for rows `idx` of a split."
-    iv = split.iv[idx]
-    L = _trim(iv)
-    h_v = intervene(split.h_trg[idx], split.h_src[idx])
-    mask = iv.label_mask[:, :L]
-    scored = F.pad(mask[:, 1:], (0, 1))   # logits are needed only where the next token is scored
-    logits = model.patched_logits(iv.cf_ids[:, :L], site, iv.trg_pos, h_v, stepwise=stepwise, scored=scored)
-    return logits, iv.cf_ids[:, :L], mask, h_v
+def scored_states(model, site, ids, mask, pos, h_v, stepwise):
+    """The target model's output states where the next token is scored, `[m, f]` in row-major order, with those next
+    tokens `[m]` and their rows `[m]`: the model reads out vocabulary logits only there."""
+    scored = F.pad(mask[:, 1:], (0, 1))
+    rows, at = scored.nonzero(as_tuple=True)
+    return model.patched_states(ids, site, pos, h_v, stepwise, scored), ids[rows, at + 1], rows
 
 def cl_loss(h_v, h_cl):
     "Counterfactual-latent loss (Eqs. 11-12), over rows that have a CL latent."
@@ -101,10 +140,10 @@ def cl_loss(h_v, h_cl):
     h_v, h_cl = h_v[ok].float(), h_cl[ok]
     return (0.5 * (h_v - h_cl).pow(2).sum(-1) - 0.5 * F.cosine_similarity(h_v, h_cl, dim=-1)).mean()
 
-def _hits(logits, ids, mask):
-    "Per row: every deterministic token predicted (argmax); and the per-token hits."
-    hit = (logits[:, :-1].argmax(-1) == ids[:, 1:]) | ~mask[:, 1:]
-    return hit.all(1), hit, mask[:, 1:]
+@torch.no_grad()
+def predictions(model, states) -> torch.Tensor:
+    "The argmax token of every output state, read out `READOUT_ROWS` states at a time."
+    return torch.cat([model.readout(chunk).argmax(-1) for chunk in states.split(READOUT_ROWS)]) if len(states) else states.new_zeros(0, dtype=torch.long)
 
 # %% ../nbs/04_mas.ipynb #376b0d42
 @dataclass
@@ -123,6 +162,7 @@ class MASResult:
     seconds: float
     config: dict
     alignments: nn.ModuleList = field(default=None, repr=False, compare=False)
+    spec: RunSpec | None = field(default=None, repr=False, compare=False)  # the checked settings, with the task objects
 
     @property
     def worst_iia(self) -> float: return min(self.iia.values())
@@ -130,7 +170,7 @@ class MASResult:
     def mean_iia(self) -> float: return float(np.mean(list(self.iia.values())))
 
     def to_dict(self) -> dict:
-        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != 'alignments'}
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ('alignments', 'spec')}
         return {**d, 'variable': list(self.variable), 'worst_iia': self.worst_iia, 'mean_iia': self.mean_iia}
 
     def save_json(self, path):
@@ -142,51 +182,180 @@ class MASResult:
         rows += [f"{k:>12} {v:7.4f} {self.token_acc[k]:7.4f}  {'yes' if k in self.trained else 'no'}" for k, v in self.iia.items()]
         return '\n'.join(rows + [f"{'worst':>12} {self.worst_iia:7.4f}", f"{'mean':>12} {self.mean_iia:7.4f}"])
 
-# %% ../nbs/04_mas.ipynb #b7bc9b74
-METHODS = ('mas', 'das', 'unimas', 'clmas', 'stitch', 'latent_stitch')
+# %% ../nbs/04_mas.ipynb #b8f93bc8
+@dataclass
+class RunSpec:
+    """Everything that defines a MAS-family run, normalised and checked by `make_spec`: one entry per model for the
+    per-model settings, method options only where the method reads them. `to_dict()` is the JSON `config` results and
+    checkpoints carry; `RunSpec.from_dict(config)` rebuilds the spec, so a saved result can be rerun from its config."""
+    method: Method
+    tasks: list            # per model: a `Task` (None when `interventions` supplies the data)
+    variable: list         # per model: the causal variable it swaps
+    sites: list            # per model: the latent site
+    names: list            # per model: its name in direction labels
+    values: list           # per model: the values its variable may take in a swap (None: any)
+    k: int | None          # aligned dimensions (rotation methods)
+    rank: int | None       # rank of the map (stitching)
+    inaccessible: int | None
+    epsilon: float | None  # weight of the counterfactual-latent loss
+    stepwise: bool
+    scale: bool
+    scale_init: str
+    n_train: int
+    n_valid: int
+    n_test: int
+    batch_size: int
+    eval_batch_size: int
+    lr: float
+    max_steps: int
+    eval_every: int
+    threshold: float | None
+    select: str
+    seed: int
+    interventions: dict | str | None  # what custom intervention data was used (its `config`, or its name)
 
-def _per_model(x, n, what):
+    def to_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {**d, 'method': self.method.name, 'tasks': [t if t is None else t.describe() for t in self.tasks]}
+
+    @classmethod
+    def from_dict(cls, config: dict) -> RunSpec:
+        tasks = [t if t is None else get_task(t) for t in config['tasks']]
+        return cls(**{**config, 'method': METHODS[config['method']], 'tasks': tasks})
+
+    def direction_values(self, src: int, trg: int) -> list | None:
+        "The values a swap from model `src` into model `trg` may carry: those both models allow (None: any)."
+        allowed = [set(v) for v in (self.values[src], self.values[trg]) if v is not None]
+        return sorted(set.intersection(*allowed)) if allowed else None
+
+# %% ../nbs/04_mas.ipynb #a033e749
+def _per_model(x, n: int, what: str) -> list:
+    "`x` given once for every model, or as a list with one entry per model."
     xs = list(x) if isinstance(x, (list, tuple)) else [x] * n
-    if len(xs) != n: raise ValueError(f"{what}: give one per model ({n}), got {len(xs)}")
+    if len(xs) != n: raise ValueError(f"{what}: give one for all models or one per model ({n}), got {len(xs)}")
     return xs
 
+def _value_sets(values, n: int) -> list:
+    "`values` as one sorted list of ints (or None) per model: None, one set of ints for all models, or one entry per model."
+    def ints(v, what):
+        if v is None: return None
+        if isinstance(v, (str, bytes)) or not all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in v):
+            raise ValueError(f"{what} must be a collection of integers (or None), got {v!r}")
+        return sorted({int(x) for x in v})
+    if values is None or isinstance(values, (str, bytes, range, set, frozenset)) or all(isinstance(x, (int, np.integer)) for x in values):
+        return [ints(values, 'values')] * n
+    return [ints(v, f"values[{i}]") for i, v in enumerate(_per_model(values, n, 'values'))]
+
+def _method(method, n: int, options: dict) -> Method:
+    "The `Method` called `method`, checked against the number of models and the method options given."
+    if method not in METHODS: raise ValueError(f"unknown method {method!r}; choose from {list(METHODS)}")
+    m = METHODS[method]
+    lo, hi = m.n_models
+    if not lo <= n <= (hi or n): raise ValueError(f"{method} aligns {lo if lo == hi else f'at least {lo}'} model(s), got {n}"
+                                                  + ("; use method='mas' for several" if method == 'das' else ''))
+    for opt, v in options.items():
+        if v is not None and opt not in m.options: raise ValueError(f"{opt} does not apply to method {method!r} (it reads {m.options})")
+    return m
+
+def _check_numbers(s: dict):
+    "Clear errors for loop and size settings out of range."
+    for key in ('n_train', 'n_valid', 'n_test', 'batch_size', 'eval_batch_size', 'max_steps', 'eval_every'):
+        v = s[key]
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1: raise ValueError(f"{key} must be a positive integer, got {v!r}")
+    if isinstance(s['seed'], bool) or not isinstance(s['seed'], (int, np.integer)) or s['seed'] < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {s['seed']!r}")
+    if isinstance(s['lr'], bool) or not (isinstance(s['lr'], (int, float)) and math.isfinite(s['lr']) and s['lr'] >= 0):
+        raise ValueError(f"lr must be a non-negative number, got {s['lr']!r}")
+    if s['threshold'] is not None and not (isinstance(s['threshold'], (int, float)) and 0 < s['threshold'] <= 1):
+        raise ValueError(f"threshold must be in (0, 1] or None, got {s['threshold']!r}")
+    for key in ('stepwise', 'scale'):
+        if not isinstance(s[key], bool): raise ValueError(f"{key} must be True or False, got {s[key]!r}")
+    if s['select'] not in ('all', 'trained'): raise ValueError(f"select must be 'all' or 'trained', got {s['select']!r}")
+    if s['scale_init'] not in ('norm', 'one'): raise ValueError(f"scale_init must be 'norm' or 'one', got {s['scale_init']!r}")
+
+# %% ../nbs/04_mas.ipynb #99a55614
+def make_spec(models, *, tasks, variable, sites, names, values, method, k, rank, inaccessible, epsilon, interventions, **settings) -> RunSpec:
+    "A checked `RunSpec` for `models` from `fit_mas`'s arguments (see its documentation); errors name the bad argument."
+    n = len(models)
+    if n == 0: raise ValueError("models: give at least one model")
+    m = _method(method, n, dict(k=k, rank=rank, inaccessible=inaccessible, epsilon=epsilon))
+    _check_numbers(settings)
+    sites, variable = [str(s) for s in _per_model(sites, n, 'sites')], _per_model(variable, n, 'variable')
+    names = [str(x) for x in _per_model(list(range(n)) if names is None else names, n, 'names')]
+    if len(set(names)) != n: raise ValueError(f"names must be distinct (they label the directions), got {names}")
+    for i, (model, site) in enumerate(zip(models, sites)):
+        if site not in model.sites: raise ValueError(f"model {i} ({names[i]}) has no site {site!r}; its sites are {list(model.sites)}")
+    dims = [model.site_dim(s) for model, s in zip(models, sites)]
+    if 'inaccessible' in m.options:
+        inaccessible = 0 if inaccessible is None else inaccessible
+        if inaccessible not in range(n) or isinstance(inaccessible, bool):
+            raise ValueError(f"inaccessible must be a model index in 0..{n - 1}, got {inaccessible!r}")
+    if 'epsilon' in m.options:
+        epsilon = 0.5 if epsilon is None else epsilon
+        if not (isinstance(epsilon, (int, float)) and 0 <= epsilon <= 1): raise ValueError(f"epsilon must be in [0, 1], got {epsilon!r}")
+    if 'k' in m.options:
+        k = min(dims) // 2 if k is None else k
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= min(dims):
+            raise ValueError(f"k={k!r} must be an integer in 1..{min(dims)}, the narrowest site width (widths {dims})")
+    if 'rank' in m.options and rank is not None and (isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 1 <= rank <= min(dims)):
+        raise ValueError(f"rank={rank!r} must be an integer in 1..{min(dims)}, the narrower site width (widths {dims})")
+    if m.cl and settings['stepwise']: raise ValueError("counterfactual latents are defined for single-position interventions, not stepwise ones")
+    if not any(any(m.losses(s, t, inaccessible)) for s, t in m.directions(n)):
+        raise ValueError(f"no direction of method {m.name!r} carries a loss with {n} model(s): nothing would train")
+    return RunSpec(m, _tasks(models, tasks, interventions, m, n), variable, sites, names, _value_sets(values, n), k, rank,
+                   inaccessible, epsilon, interventions=_describe(interventions), **settings)
+
+def _tasks(models, tasks, interventions, m: Method, n: int) -> list:
+    "One `Task` per model (its own by default), checked against the model's vocabulary; None for custom data."
+    if interventions is not None:
+        if m.cl: raise ValueError(f"{m.name} needs a task's causal variables to find counterfactual latents; custom interventions have none")
+        return [None] * n
+    if tasks is None:
+        if not all(hasattr(model, 'task') for model in models): raise ValueError("tasks: give one task per model, or interventions=")
+        tasks = [model.task for model in models]
+    tasks = [get_task(t) for t in _per_model(tasks, n, 'tasks')]
+    for i, (model, t) in enumerate(zip(models, tasks)):
+        if model.vocab_size != t.vocab_size:
+            raise ValueError(f"model {i} reads {model.vocab_size} token ids but task {t.name!r} has {t.vocab_size}: give each model its own task")
+    return tasks
+
+def _describe(interventions) -> dict | str | None:
+    "Custom intervention data as recorded in the config: its `config` dict, or its name (results stay JSON)."
+    if interventions is None: return None
+    if not callable(interventions): raise ValueError(f"interventions must be a callable (src, trg, n, seed) -> Interventions, got {interventions!r}")
+    about = getattr(interventions, 'config', None)
+    return about if isinstance(about, dict) else getattr(interventions, '__qualname__', type(interventions).__name__)
+
+# %% ../nbs/04_mas.ipynb #b7bc9b74
 def _seed(*parts) -> np.random.Generator: return np.random.default_rng(np.random.SeedSequence([int(p) for p in parts]))
 
-def make_alignments(dims, cfg) -> nn.ModuleList:
-    "One `Rotation` per model (MAS family) or one `LowRankMap` along the trained direction (stitching)."
-    if cfg['method'] in ('stitch', 'latent_stitch'):
-        a, b = cfg['inaccessible'], 1 - cfg['inaccessible']
-        src, trg = (a, b) if cfg['method'] == 'stitch' else (b, a)
-        return nn.ModuleList([LowRankMap(dims[src], dims[trg], cfg['rank'], cfg['scale'])])
-    return nn.ModuleList([Rotation(d, cfg['scale']) for d in dims])
+def make_alignments(dims, spec: RunSpec) -> nn.ModuleList:
+    "One `Rotation` per model, or one `LowRankMap` along the map's direction."
+    if spec.method.aligner == 'map':
+        src, trg = spec.method.map_direction(spec.inaccessible)
+        return nn.ModuleList([LowRankMap(dims[src], dims[trg], spec.rank, spec.scale)])
+    return nn.ModuleList([Rotation(d, spec.scale) for d in dims])
 
-def _intervention_fn(cfg, alignments, src, trg):
-    if cfg['method'] in ('stitch', 'latent_stitch'):  # the map replaces the whole latent; its inverse runs the other way
+def _intervention_fn(spec: RunSpec, alignments, src, trg):
+    "(h_trg, h_src) -> h_v of direction src -> trg: Eq. 6, or the map (its inverse against the map's direction)."
+    if spec.method.aligner == 'map':  # the map replaces the whole latent
         T = alignments[0]
-        forward = (src == cfg['inaccessible']) == (cfg['method'] == 'stitch')
-        return (lambda h_trg, h_src: T(h_src.float()).to(h_trg.dtype)) if forward else (lambda h_trg, h_src: T.inverse(h_src.float()).to(h_trg.dtype))
-    return lambda h_trg, h_src: interchange(h_trg, h_src, alignments[trg], alignments[src], cfg['k'])
-
-def _losses(cfg, src, trg):
-    "(behaviour, cl) flags of direction src -> trg."
-    m, a = cfg['method'], cfg['inaccessible']
-    if m in ('mas', 'das'): return True, False
-    if m in ('unimas', 'clmas'): return trg != a, m == 'clmas' and trg == a
-    return m == 'stitch' and src == a, m == 'latent_stitch' and trg == a  # the map's own direction
+        move = T if (src, trg) == spec.method.map_direction(spec.inaccessible) else T.inverse
+        return lambda h_trg, h_src: move(h_src.float()).to(h_trg.dtype)
+    return lambda h_trg, h_src: interchange(h_trg, h_src, alignments[trg], alignments[src], spec.k)
 
 @torch.no_grad()
-def init_scales(alignments, dirs, cfg):
-    """Start every scale so that the models' latents enter the aligned space at one norm: c_i = g / |h_i|, with |h_i| the
-    mean norm of model i's training latents and g their geometric mean (a stitching map starts at |h_trg| / |h_src|)."""
-    norms = {}
-    for d in dirs: norms.setdefault(d.trg, d.splits['train'].h_trg.float().norm(dim=-1).mean().log())
-    if cfg['method'] in ('stitch', 'latent_stitch'):
-        a, b = cfg['inaccessible'], 1 - cfg['inaccessible']
-        src, trg = (a, b) if cfg['method'] == 'stitch' else (b, a)
-        alignments[0].log_scale.copy_(norms[trg] - norms[src])
+def init_scales(alignments, dirs, spec: RunSpec):
+    """Start the scales so that every model's latents enter the aligned space at one norm: c_i = g / |h_i|, with |h_i|
+    the mean norm of model i's training latents and g their geometric mean (a map starts at |h_trg| / |h_src|)."""
+    log_norm = {}
+    for d in dirs: log_norm.setdefault(d.trg, d.splits['train'].h_trg.float().norm(dim=-1).mean().log())
+    if spec.method.aligner == 'map':
+        src, trg = spec.method.map_direction(spec.inaccessible)
+        alignments[0].log_scale.copy_(log_norm[trg] - log_norm[src])
     else:
-        g = torch.stack([norms[i] for i in range(len(alignments))]).mean()
-        for i, a in enumerate(alignments): a.log_scale.copy_(g - norms[i])
+        g = torch.stack([log_norm[i] for i in range(len(alignments))]).mean()
+        for i, a in enumerate(alignments): a.log_scale.copy_(g - log_norm[i])
 
 def model_device(models) -> torch.device:
     "Where the models' parameters live (CPU for parameter-free models)."
@@ -197,63 +366,63 @@ def _on(iv: Interventions, device) -> Interventions:
     move = {k: getattr(iv, k).to(device) for k in ('src_ids', 'src_pos', 'trg_ids', 'trg_pos', 'cf_ids', 'label_mask')}
     return replace(iv, **move, cf_vars={k: v.to(device) for k, v in iv.cf_vars.items()})
 
-def _make_split_data(interventions, tasks, cfg, src, trg, n, rng, exclude):
-    "One split's interventions (none repeating those in `exclude`): from the task pair, or from the caller's `interventions(src, trg, n, seed)`."
+def _split_data(spec: RunSpec, interventions, src, trg, n, rng, exclude) -> Interventions:
+    "One split's interventions, none repeating those in `exclude`: from the task pair, or from `interventions(src, trg, n, seed)`."
     if interventions is None:
-        var = cfg['variable'] if isinstance(cfg['variable'], str) else (cfg['variable'][src], cfg['variable'][trg])
-        return make_interventions(tasks[src], tasks[trg], var, n, rng, stepwise=cfg['stepwise'], values=cfg['values'], exclude=exclude)
+        return make_interventions(spec.tasks[src], spec.tasks[trg], (spec.variable[src], spec.variable[trg]), n, rng,
+                                  stepwise=spec.stepwise, values=spec.direction_values(src, trg), exclude=exclude)
     iv = interventions(src, trg, n, int(rng.integers(2**31)))
     if not isinstance(iv, Interventions) or len(iv) != n:
         raise ValueError(f"interventions({src}, {trg}, {n}, seed) must return an Interventions with {n} rows, got {iv!r}")
     return iv
 
-def build_directions(models, alignments, cfg, sizes: dict, interventions: Callable | None = None) -> list[Direction]:
+def build_directions(models, alignments, spec: RunSpec, sizes: dict, interventions: Callable | None = None) -> list[Direction]:
     "Every direction of the run with `sizes[split]` interventions per split, their frozen latents and CL latents."
-    sites, names, device = cfg['sites'], cfg['names'], model_device(models)
-    tasks = None if interventions is not None else [get_task(t) for t in cfg['tasks']]
-    stitching, dirs = cfg['method'] in ('stitch', 'latent_stitch'), []
-    for src in range(len(models)):
-        for trg in range(len(models)):
-            if stitching and src == trg: continue  # a stitch map only runs between the two models
-            behaviour, cl = _losses(cfg, src, trg)
-            splits = {}
-            for s_i, (split, n) in enumerate(sizes.items()):  # held-out splits repeat no earlier split's interventions
-                iv = _make_split_data(interventions, tasks, cfg, src, trg, n, _seed(cfg['seed'], src, trg, s_i, n), [s.iv for s in splits.values()])
-                iv = _on(iv, device)
-                h_src = site_latents(models[src], iv.src_ids, sites[src], iv.src_pos, cfg['stepwise'])
-                h_trg = site_latents(models[trg], iv.cf_ids, sites[trg], iv.trg_pos, cfg['stepwise'])
-                h_cl = (counterfactual_latents(models[trg], tasks[trg], sites[trg], iv.cf_vars, cfg['seed'])
-                        if cl and split == 'train' else None)
-                splits[split] = Split(iv, h_src, h_trg, h_cl)
-            dirs.append(Direction(src, trg, f"{names[src]}->{names[trg]}", splits, behaviour, cl,
-                                  _intervention_fn(cfg, alignments, src, trg)))
+    device, dirs = model_device(models), []
+    for src, trg in spec.method.directions(len(models)):
+        behaviour, cl = spec.method.losses(src, trg, spec.inaccessible)
+        splits = {}
+        for s_i, (split, n) in enumerate(sizes.items()):  # held-out splits repeat no earlier split's interventions
+            iv = _split_data(spec, interventions, src, trg, n, _seed(spec.seed, src, trg, s_i, n), [s.iv for s in splits.values()])
+            iv = _on(iv, device)
+            h_src = site_latents(models[src], iv.src_ids, spec.sites[src], iv.src_pos, spec.stepwise)
+            h_trg = site_latents(models[trg], iv.cf_ids, spec.sites[trg], iv.trg_pos, spec.stepwise)
+            h_cl = (counterfactual_latents(models[trg], spec.tasks[trg], spec.sites[trg], iv.cf_vars, spec.seed)
+                    if cl and split == 'train' else None)
+            splits[split] = Split(iv, h_src, h_trg, h_cl)
+        dirs.append(Direction(src, trg, f"{spec.names[src]}->{spec.names[trg]}", splits, behaviour, cl,
+                              _intervention_fn(spec, alignments, src, trg)))
     return dirs
 
 # %% ../nbs/04_mas.ipynb #dcd3b8c7
 @torch.no_grad()
-def evaluate_direction(models, cfg, d: Direction, split='test', batch_size=1024) -> tuple[float, float]:
-    "(IIA, token accuracy) of direction `d` on one of its splits."
-    sp, n_ok, hits, n_tok = d.splits[split], 0, 0, 0
+def evaluate_direction(models, spec: RunSpec, d: Direction, split='test') -> tuple[float, float]:
+    "(IIA, token accuracy) of direction `d` on one of its splits, `spec.eval_batch_size` interventions at a time."
+    sp, model = d.splits[split], models[d.trg]
+    n_ok, hits, n_tok = 0, 0, 0
     with parametrize.cached():
-        for s in range(0, len(sp.iv), batch_size):
-            idx = torch.arange(s, min(s + batch_size, len(sp.iv)), device=sp.h_trg.device)
-            logits, ids, mask, _ = direction_logits(models[d.trg], cfg['sites'][d.trg], sp, idx, d.intervene, cfg['stepwise'])
-            ok, hit, m = _hits(logits, ids, mask)
-            n_ok += int(ok.sum()); hits += int((hit & m).sum()); n_tok += int(m.sum())
+        for s in range(0, len(sp.iv), spec.eval_batch_size):
+            idx = torch.arange(s, min(s + spec.eval_batch_size, len(sp.iv)), device=sp.h_trg.device)
+            iv, h_v = sp.iv[idx], d.intervene(sp.h_trg[idx], sp.h_src[idx])
+            L = _trim(iv)
+            states, target, rows = scored_states(model, spec.sites[d.trg], iv.cf_ids[:, :L], iv.label_mask[:, :L], iv.trg_pos, h_v, spec.stepwise)
+            miss = predictions(model, states) != target
+            n_ok += len(idx) - int(torch.zeros(len(idx), device=miss.device).index_add_(0, rows, miss.float()).count_nonzero())
+            hits += int((~miss).sum()); n_tok += len(miss)
     return n_ok / len(sp.iv), hits / max(n_tok, 1)
 
-def _step_loss(models, cfg, dirs, step):
-    g = torch.Generator().manual_seed(cfg['seed'] * 1_000_003 + step)  # batches depend only on (seed, step): resumable
+def _step_loss(models, spec: RunSpec, dirs, step):
+    g = torch.Generator().manual_seed(spec.seed * 1_000_003 + step)  # batches depend only on (seed, step): resumable
     by_target, cls = {}, []
     for d in dirs:
         if not (d.behaviour or d.cl): continue
         sp = d.splits['train']
-        idx = torch.randint(len(sp.iv), (cfg['batch_size'],), generator=g).to(sp.h_trg.device)
+        idx = torch.randint(len(sp.iv), (spec.batch_size,), generator=g).to(sp.h_trg.device)
         h_v = d.intervene(sp.h_trg[idx], sp.h_src[idx])
         if d.cl: cls.append(cl_loss(h_v, sp.h_cl[idx]))
         if d.behaviour: by_target.setdefault(d.trg, []).append((sp.iv[idx], h_v))
-    behav = [l for trg, parts in by_target.items() for l in _target_losses(models[trg], cfg['sites'][trg], parts, cfg['stepwise'])]
-    if behav and cls: return (1 - cfg['epsilon']) * torch.stack(behav).mean() + cfg['epsilon'] * torch.stack(cls).mean()
+    behav = [l for trg, parts in by_target.items() for l in _target_losses(models[trg], spec.sites[trg], parts, spec.stepwise)]
+    if behav and cls: return (1 - spec.epsilon) * torch.stack(behav).mean() + spec.epsilon * torch.stack(cls).mean()
     return torch.stack(behav or cls).mean()
 
 def _target_losses(model, site, parts, stepwise):
@@ -264,74 +433,61 @@ def _target_losses(model, site, parts, stepwise):
     mask = torch.cat([pad(iv.label_mask[:, :width], width) for iv, _ in parts])
     pos = torch.cat([iv.trg_pos for iv, _ in parts])
     h_v = torch.cat([F.pad(h, (0, 0, 0, max(x.shape[1] for _, x in parts) - h.shape[1])) if stepwise else h for _, h in parts])
-    logits = model.patched_logits(ids, site, pos, h_v, stepwise=stepwise, scored=F.pad(mask[:, 1:], (0, 1)))
-    rows, at = mask[:, 1:].nonzero(as_tuple=True)
-    token_loss = F.cross_entropy(logits[rows, at].float(), ids[rows, at + 1], reduction='none')
+    states, target, rows = scored_states(model, site, ids, mask, pos, h_v, stepwise)
+    token_loss = F.cross_entropy(model.readout(states).float(), target, reduction='none')
     sizes = torch.tensor([len(iv) for iv, _ in parts], device=ids.device)
     part = torch.repeat_interleave(torch.arange(len(parts), device=ids.device), sizes)[rows]
     return list(token_loss.new_zeros(len(parts)).index_add(0, part, token_loss) / torch.bincount(part, minlength=len(parts)).clamp(min=1))
 
-def _validate(models, cfg):
-    if cfg['method'] not in METHODS: raise ValueError(f"unknown method {cfg['method']!r}; choose from {METHODS}")
-    n = len(models)
-    if n == 0: raise ValueError("fit_mas needs at least one model")
-    if cfg['method'] == 'das' and n != 1: raise ValueError(f"DAS aligns one model, got {n}; use method='mas' for several")
-    if cfg['method'] in ('unimas', 'clmas', 'stitch', 'latent_stitch') and n != 2:
-        raise ValueError(f"{cfg['method']} compares two models, got {n}")
-    if cfg['select'] not in ('all', 'trained'): raise ValueError(f"select must be 'all' or 'trained', got {cfg['select']!r}")
-    if cfg['method'] not in ('mas', 'das') and cfg['inaccessible'] not in range(n):
-        raise ValueError(f"inaccessible must be a model index in 0..{n-1}, got {cfg['inaccessible']!r}")
-    for i, (m, site) in enumerate(zip(models, cfg['sites'])):
-        if site not in m.sites: raise ValueError(f"model {i} ({cfg['names'][i]}) has no site {site!r}; its sites are {list(m.sites)}")
-    if 'interventions' in cfg:  # the caller's data: no task to check the models against
-        if cfg['method'] in ('clmas', 'latent_stitch'):
-            raise ValueError(f"{cfg['method']} needs a task's causal variables to find counterfactual latents; custom interventions have none")
-    else:
-        for i, (m, t) in enumerate(zip(models, cfg['tasks'])):
-            if m.vocab_size != get_task(t).vocab_size:
-                raise ValueError(f"model {i} reads {m.vocab_size} token ids but task {t!r} has {get_task(t).vocab_size}: give each model its own task")
-    dims = [m.site_dim(s) for m, s in zip(models, cfg['sites'])]
-    if cfg['method'] not in ('stitch', 'latent_stitch') and not 1 <= cfg['k'] <= min(dims):
-        raise ValueError(f"k={cfg['k']} must be in 1..{min(dims)}, the narrowest site width (widths {dims})")
-    if cfg['method'] in ('clmas', 'latent_stitch') and cfg['stepwise']:
-        raise ValueError("counterfactual latents are defined for single-site interventions, not stepwise ones")
-    return dims
-
-def _config(models, tasks, variable, sites, k, interventions=None, **kw):
-    n = len(models)
-    tasks = _per_model(tasks if tasks is not None else [getattr(m, 'task', None) for m in models], n, 'tasks')
-    tasks = [t if t is None or isinstance(t, str) else t.name for t in tasks]
-    names = [str(x) for x in _per_model(kw.pop('names') or list(range(n)), n, 'names')]
-    variable = variable if isinstance(variable, str) else _per_model(variable, n, 'variable')
-    cfg = dict(tasks=tasks, variable=variable, sites=_per_model(sites, n, 'sites'),
-               k=k, names=names, **kw)
-    if cfg['values'] is not None: cfg['values'] = sorted(int(v) for v in cfg['values'])
-    if interventions is not None:  # recorded by description, so results stay JSON and a resume checks the data source
-        about = getattr(interventions, 'config', None)
-        cfg['interventions'] = about if isinstance(about, dict) else getattr(interventions, '__qualname__', type(interventions).__name__)
-    return cfg
-
 # %% ../nbs/04_mas.ipynb #985d83f2
-def fit_mas(models, tasks=None, variable='full', sites='hidden', k: int | None = None, *, method: str = 'mas',
-            inaccessible: int = 0, epsilon: float = 0.5, rank: int | None = None, stepwise: bool = False,
-            values=None, scale: bool = True, scale_init: str = 'norm', n_train: int = 10_000, n_valid: int = 1_000, n_test: int = 1_000,
-            batch_size: int = 128, lr: float = 1e-3, max_steps: int = 2_000, eval_every: int = 50,
-            threshold: float | None = None, select: str = 'all', seed: int = 0, names=None,
-            checkpoint=None, progress: bool = True, interventions: Callable | None = None) -> MASResult:
-    "Train alignments for frozen `models` by interchange interventions on `variable` at `sites`; see the table above for `method`."
+def fit_mas(models,                    # frozen models with the site interface (`TaskModel`, `HFModel`, ...)
+            tasks=None,                # one `Task` (or name) for all models or one per model; default: each model's own
+            variable='full',           # the causal variable swapped, for all models or one per model
+            sites='hidden',            # the latent site, for all models or one per model
+            k: int | None = None,      # aligned dimensions swapped (rotation methods); default: half the narrowest site
+            *,
+            method: str = 'mas',       # one of `METHODS`
+            inaccessible: int | None = None,  # index of the model that takes no behavioural loss (UniMAS, CLMAS, stitching); default 0
+            epsilon: float | None = None,     # CLMAS weight of the counterfactual-latent loss, in [0, 1]; default 0.5
+            rank: int | None = None,   # rank of the stitching map; default: full
+            stepwise: bool = False,    # swap every position 0..t, not just t (embedding sites, language models)
+            values=None,               # allowed values of the swapped variable: ints for all models, or one collection (or None) per model
+            scale: bool = True,        # learn a scale c_i per alignment (False: c_i = 1)
+            scale_init: str = 'norm',  # 'norm': scales start at the inverse of each model's latent norm; 'one': at 1
+            n_train: int = 10_000,     # training interventions per direction
+            n_valid: int = 1_000,      # validation interventions per direction (disjoint from training)
+            n_test: int = 1_000,       # test interventions per direction (disjoint from training and validation)
+            batch_size: int = 128,     # interventions per direction in a training step
+            eval_batch_size: int = 1024,  # interventions per forward pass when evaluating
+            lr: float = 1e-3,          # Adam learning rate
+            max_steps: int = 2_000,    # training steps at most
+            eval_every: int = 50,      # steps between validations (the best validation state is kept)
+            threshold: float | None = None,  # stop once the worst selected direction's validation IIA reaches this
+            select: str = 'all',       # directions whose worst validation IIA picks the best state: 'all' or 'trained'
+            seed: int = 0,             # seeds the interventions, the alignments' initialisation and the batches
+            names=None,                # one name per model for direction labels; default 0, 1, ...
+            checkpoint=None,           # file to save progress to at every validation, and to resume from
+            progress: bool = True,     # show a progress bar
+            interventions: Callable | None = None,  # custom data: `(src, trg, n, seed) -> Interventions` instead of the tasks'
+           ) -> MASResult:
+    "Train alignments for frozen `models` by interchange interventions on `variable` at `sites` (see `METHODS` for `method`)."
     models = list(models)
-    if k is None and models: k = min(m.site_dim(s) for m, s in zip(models, _per_model(sites, len(models), 'sites'))) // 2
-    cfg = _config(models, tasks, variable, sites, k, method=method, inaccessible=inaccessible, epsilon=epsilon, rank=rank,
-                  stepwise=stepwise, values=values, scale=scale, scale_init=scale_init, n_train=n_train, n_valid=n_valid, n_test=n_test,
-                  batch_size=batch_size, lr=lr, seed=seed, select=select, names=names, interventions=interventions)
-    dims = _validate(models, cfg)
+    settings = {key: value for key, value in locals().items() if key not in ('models', 'checkpoint', 'progress')}
+    return fit_spec(models, make_spec(models, **settings), interventions, checkpoint=checkpoint, progress=progress)
+
+def fit_spec(models, spec: RunSpec, interventions: Callable | None = None, checkpoint=None, progress: bool = True) -> MASResult:
+    "Run `spec` on `models`: what `fit_mas` does once its arguments are checked; reruns a saved result from its config."
+    models = list(models)
+    if (spec.interventions is None) != (interventions is None):
+        raise ValueError(f"interventions: pass the custom data exactly when the spec records some (it records {spec.interventions!r})")
     start = time.perf_counter()
-    torch.manual_seed(seed)
-    alignments = make_alignments(dims, cfg).to(model_device(models))  # float32 on the models' device
+    torch.manual_seed(spec.seed)
+    dims = [m.site_dim(s) for m, s in zip(models, spec.sites)]
+    alignments = make_alignments(dims, spec).to(model_device(models))  # float32 on the models' device
     with _frozen(models):
-        dirs = build_directions(models, alignments, cfg, dict(train=n_train, valid=n_valid, test=n_test), interventions)
-        if scale and scale_init == 'norm': init_scales(alignments, dirs, cfg)
-        return _train(models, cfg, dirs, alignments, max_steps, eval_every, threshold, checkpoint, progress, start)
+        dirs = build_directions(models, alignments, spec, dict(train=spec.n_train, valid=spec.n_valid, test=spec.n_test), interventions)
+        if spec.scale and spec.scale_init == 'norm': init_scales(alignments, dirs, spec)
+        return _train(models, spec, dirs, alignments, checkpoint, progress, start)
 
 @contextmanager
 def _frozen(models):
@@ -344,61 +500,73 @@ def _frozen(models):
             m.train(training)
             for p, g in zip(m.parameters(), grads): p.requires_grad_(g)
 
-def _train(models, cfg, dirs, alignments, max_steps, eval_every, threshold, checkpoint, progress, start):
-    opt = torch.optim.Adam(alignments.parameters(), lr=cfg['lr'])
-    picked = [d for d in dirs if cfg['select'] == 'all' or d.behaviour or d.cl]
-    state = dict(step=0, history=[], best=-1.0, best_step=0, best_state=copy.deepcopy(alignments.state_dict()))
-    if checkpoint is not None and Path(checkpoint).exists(): state = _resume(checkpoint, cfg, alignments, opt)
-    bar = tqdm(range(state['step'], max_steps), desc=f"{cfg['method']} {'/'.join(cfg['names'])}", disable=not progress, leave=False)
+def _train(models, spec: RunSpec, dirs, alignments, checkpoint, progress, start) -> MASResult:
+    opt = torch.optim.Adam(alignments.parameters(), lr=spec.lr)
+    picked = [d for d in dirs if spec.select == 'all' or d.behaviour or d.cl]
+    state = dict(step=0, history=[], best=-1.0, best_step=0, best_state=copy.deepcopy(alignments.state_dict()), stopped=False)
+    if checkpoint is not None and Path(checkpoint).exists(): state = _resume(checkpoint, spec, alignments, opt)
+    end = state['step'] if state['stopped'] else spec.max_steps  # a run stopped at its threshold has ended
+    bar = tqdm(range(state['step'], end), desc=f"{spec.method.name} {'/'.join(spec.names)}", disable=not progress, leave=False)
     for step in bar:
         with parametrize.cached():
-            loss = _step_loss(models, cfg, dirs, step)
+            loss = _step_loss(models, spec, dirs, step)
             opt.zero_grad(); loss.backward(); opt.step()
-        if (step + 1) % eval_every and step + 1 != max_steps: continue
-        valid = {d.name: evaluate_direction(models, cfg, d, 'valid')[0] for d in dirs}
+        if (step + 1) % spec.eval_every and step + 1 != spec.max_steps: continue
+        valid = {d.name: evaluate_direction(models, spec, d, 'valid')[0] for d in dirs}
         worst = min(valid[d.name] for d in picked)
         state['history'].append(dict(step=step + 1, loss=loss.item(), valid_iia=valid))
-        if worst > state['best']:
-            state.update(best=worst, best_step=step + 1, best_state=copy.deepcopy(alignments.state_dict()))
+        if worst > state['best']: state.update(best=worst, best_step=step + 1, best_state=copy.deepcopy(alignments.state_dict()))
         state['step'] = step + 1
         bar.set_postfix(loss=f"{loss.item():.3f}", worst=f"{worst:.3f}")
-        if checkpoint is not None: _save_checkpoint(checkpoint, cfg, alignments, opt, state)
-        if threshold is not None and worst >= threshold: break
+        state['stopped'] = spec.threshold is not None and worst >= spec.threshold
+        if checkpoint is not None: _save_checkpoint(checkpoint, spec, alignments, opt, state)
+        if state['stopped']: break
     bar.close()
     alignments.load_state_dict(state['best_state'])
-    test = {d.name: evaluate_direction(models, cfg, d, 'test') for d in dirs}
-    n_missing = sum(int(torch.isnan(d.splits['train'].h_cl).any(-1).sum()) for d in dirs if d.cl)
-    return MASResult(cfg['method'], tuple(cfg['variable']) if isinstance(cfg['variable'], list) else (cfg['variable'],) * len(models),
-                     cfg['sites'], cfg['k'] if cfg['method'] not in ('stitch', 'latent_stitch') else None,
-                     {n: v[0] for n, v in test.items()}, {n: v[1] for n, v in test.items()},
-                     [d.name for d in dirs if d.behaviour or d.cl], state['best_step'], state['history'], n_missing,
-                     time.perf_counter() - start, cfg, alignments)
+    return _result(models, spec, dirs, alignments, state, time.perf_counter() - start)
+
+def _result(models, spec: RunSpec, dirs, alignments, state, seconds) -> MASResult:
+    "The run's `MASResult`: IIA and token accuracy of every direction on its test split, with the best state loaded."
+    test = {d.name: evaluate_direction(models, spec, d, 'test') for d in dirs}
+    return MASResult(method=spec.method.name, variable=tuple(spec.variable), sites=spec.sites, k=spec.k,
+                     iia={n: v[0] for n, v in test.items()}, token_acc={n: v[1] for n, v in test.items()},
+                     trained=[d.name for d in dirs if d.behaviour or d.cl], best_step=state['best_step'], history=state['history'],
+                     cl_missing=sum(int(torch.isnan(d.splits['train'].h_cl).any(-1).sum()) for d in dirs if d.cl),
+                     seconds=seconds, config=spec.to_dict(), alignments=alignments, spec=spec)
 
 # %% ../nbs/04_mas.ipynb #fb2d5f42
-def _save_checkpoint(path, cfg, alignments, opt, state):
-    blob = dict(config=cfg, alignments=alignments.state_dict(), optimizer=opt.state_dict(), **state)
+def _save_checkpoint(path, spec: RunSpec, alignments, opt, state):
+    blob = dict(config=spec.to_dict(), alignments=alignments.state_dict(), optimizer=opt.state_dict(), **state)
     atomic_write(path, lambda f: torch.save(blob, f))
 
-def _resume(path, cfg, alignments, opt):
+def _resume(path, spec: RunSpec, alignments, opt) -> dict:
     try: ck = torch.load(path, weights_only=True)  # plain data only: no code runs on load
-    except Exception as e: raise ValueError(f"cannot read MAS checkpoint {path}: {e}") from None
-    if not isinstance(ck, dict) or 'config' not in ck: raise ValueError(f"{path} is not a MAS checkpoint")
-    if ck['config'] != cfg:
-        diff = sorted(k for k in set(cfg) | set(ck['config']) if cfg.get(k) != ck['config'].get(k))
-        raise ValueError(f"checkpoint {path} was written by a different run (settings differ: {diff}); delete it or pass another path")
+    except Exception as e: raise ValueError(f"checkpoint: cannot read MAS checkpoint {path}: {e}") from e
+    keys = ('config', 'alignments', 'optimizer', 'step', 'history', 'best', 'best_step', 'best_state')
+    if not isinstance(ck, dict) or not set(keys) <= set(ck): raise ValueError(f"checkpoint: {path} is not a MAS checkpoint of this version")
+    config, saved = spec.to_dict(), ck['config']
+    diff = sorted(k for k in set(config) | set(saved) if config.get(k) != saved.get(k) and k != 'max_steps')  # the budget may grow
+    if diff: raise ValueError(f"checkpoint: {path} was written by a different run (settings differ: {diff}); delete it or pass another path")
+    if ck['step'] > spec.max_steps: raise ValueError(f"checkpoint: {path} is at step {ck['step']}, past max_steps={spec.max_steps}")
     alignments.load_state_dict(ck['alignments']); opt.load_state_dict(ck['optimizer'])
-    return {k: ck[k] for k in ('step', 'history', 'best', 'best_step', 'best_state')}
+    return {k: ck[k] for k in keys[3:]} | dict(stopped=bool(ck.get('stopped', False)))
 
 # %% ../nbs/04_mas.ipynb #213c9511
 def evaluate_iia(models, result: MASResult, n: int = 1_000, seed: int = 1, interventions: Callable | None = None) -> dict:
     "IIA and token accuracy of a fitted `result`'s alignments on `n` fresh interventions per direction."
-    cfg, models = {**result.config, 'seed': seed}, list(models)
-    if ('interventions' in cfg) != (interventions is not None):
-        raise ValueError("pass interventions= exactly when the run was fitted with custom interventions"
-                         f" (this one {'was' if 'interventions' in cfg else 'was not'})")
+    models, fitted_on = list(models), result.config.get('interventions')
+    if (fitted_on is None) != (interventions is None):
+        raise ValueError("interventions: pass them exactly when the run was fitted with custom interventions"
+                         f" (this one {'was' if fitted_on is not None else 'was not'})")
+    spec = result.spec if result.spec is not None else RunSpec.from_dict(result.config)
+    spec = make_spec(models, **{**_spec_arguments(spec), 'seed': seed, 'interventions': interventions})  # the models must fit the run
     with _frozen(models):
-        dirs = build_directions(models, result.alignments, cfg, dict(test=n), interventions)
-        return {d.name: dict(zip(('iia', 'token_acc'), evaluate_direction(models, cfg, d))) for d in dirs}
+        dirs = build_directions(models, result.alignments, spec, dict(test=n), interventions)
+        return {d.name: dict(zip(('iia', 'token_acc'), evaluate_direction(models, spec, d))) for d in dirs}
+
+def _spec_arguments(spec: RunSpec) -> dict:
+    "`make_spec`'s arguments that rebuild `spec`."
+    return {**{f.name: getattr(spec, f.name) for f in fields(spec)}, 'method': spec.method.name}
 
 # %% ../nbs/04_mas.ipynb #60e76890
 def plot_curves(result: MASResult, ax=None):

@@ -13,9 +13,9 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 from .tasks import Task, get_task
 
 # %% auto #0
-__all__ = ['ARCHS', 'init_seed', 'init_weights', 'mlp_head', 'check_token_ids', 'TaskModel', 'scored_positions', 'patch_mask',
-           'fit_length', 'place', 'affine_scan', 'RNNModel', 'rotary', 'Block', 'TransformerModel', 'make_model',
-           'frozen_gru']
+__all__ = ['ARCHS', 'init_seed', 'init_weights', 'mlp_head', 'check_token_ids', 'LatentModel', 'TaskModel', 'scored_positions',
+           'patch_mask', 'fit_length', 'place', 'affine_scan', 'RNNModel', 'rotary', 'Block', 'TransformerModel',
+           'make_model', 'frozen_gru']
 
 # %% ../nbs/02_models.ipynb #2cb84b43
 ARCHS = ('gru', 'lstm', 'transformer')
@@ -51,9 +51,62 @@ def check_token_ids(ids, vocab_size: int) -> torch.Tensor:
     return ids
 
 # %% ../nbs/02_models.ipynb #0943cb88
-class TaskModel(nn.Module):
-    "Base class: a next-token model of a task with named, patchable latent sites."
+class LatentModel(nn.Module):
+    """The site protocol: what `fit_mas` needs from a model. Subclasses name their `sites` and give `vocab_size`,
+    `site_dim`, `latents`, `patched_states` and `readout`; the checked, dense `patched_logits` is built from them."""
     sites: tuple = ()
+    pad_id: int | None = 0   # positions holding this token are not scored by default (None: every position is)
+
+    def site_dim(self, site: str) -> int: raise NotImplementedError
+    def latents(self, ids, site: str) -> torch.Tensor:
+        "The latent at `site` after every position, `[n, L, d]`."
+        raise NotImplementedError
+    def patched_states(self, ids, site: str, pos, new, stepwise: bool, scored, prefix: bool = False) -> torch.Tensor:
+        """Output states `[m, f]` at the `m` positions of the bool mask `scored` `[n, L]` (row-major order) when the latent
+        at `site` is replaced at `(i, pos[i])` by `new[i]`, or at every position `0..pos[i]` by `new[i, :pos[i]+1]` when
+        `stepwise`. `scored` holds nothing before `pos` unless `prefix`. Unchecked: the hot path of MAS."""
+        raise NotImplementedError
+    def readout(self, states) -> torch.Tensor:
+        "Next-token logits `[m, vocab]` from output states `[m, f]`."
+        raise NotImplementedError
+
+    @property
+    def label(self) -> str: return type(self).__name__  # how error messages name the model
+
+    def check_site(self, site) -> str:
+        if site not in self.sites: raise ValueError(f"unknown site {site!r} for {self.label}; valid sites are {tuple(self.sites)}")
+        return site
+
+    def check_ids(self, ids) -> torch.Tensor: return check_token_ids(ids, self.vocab_size)
+
+    def check_patch(self, ids, site: str, pos, new, stepwise: bool = False, scored=None, prefix: bool = False):
+        "`(ids, pos, scored)` checked for a patched pass (a clear error otherwise); `scored` defaults to `scored_positions`."
+        ids, d = self.check_ids(ids), self.site_dim(site)
+        n, L = ids.shape
+        if not isinstance(pos, torch.Tensor) or pos.dtype != torch.long or pos.shape != (n,):
+            raise ValueError(f"pos must be a LongTensor of shape ({n},), got {getattr(pos, 'dtype', type(pos))} {tuple(getattr(pos, 'shape', ()))}")
+        pos = pos.to(ids.device)
+        if n and (pos.min() < 0 or pos.max() >= L): raise ValueError(f"pos must lie in 0..{L - 1}, got {int(pos.min())}..{int(pos.max())}")
+        want = f"[{n}, L' >= {int(pos.max()) + 1 if n else 1}, {d}]" if stepwise else f"[{n}, {d}]"
+        ok = isinstance(new, torch.Tensor) and (new.dim() == 3 and new.shape[0] == n and new.shape[1] > (int(pos.max()) if n else 0)
+                                                if stepwise else new.dim() == 2 and new.shape[0] == n) and new.shape[-1] == d
+        if not ok: raise ValueError(f"new must have shape {want} at site {site!r}, got {tuple(getattr(new, 'shape', ()))}")
+        if scored is None: return ids, pos, scored_positions(ids, pos, prefix, self.pad_id)
+        scored = scored.to(ids.device)
+        if prefix or scored.dtype != torch.bool or scored.shape != ids.shape or (scored & (torch.arange(L, device=ids.device)[None] < pos[:, None])).any():
+            raise ValueError(f"scored must be a bool mask of shape {tuple(ids.shape)} with nothing before pos, and excludes prefix=True")
+        return ids, pos, scored
+
+    def patched_logits(self, ids, site: str, pos, new, stepwise: bool = False, prefix: bool = False, scored=None) -> torch.Tensor:
+        """Logits `[n, L, vocab]` of the patched pass (see `patched_states`), computed only at the positions MAS scores
+        (not `pad_id`, from `pos[i]` on) or at `scored`, zeros elsewhere; `prefix=True` computes every position
+        (before `pos`: unpatched, or patched when stepwise). Checked, dense: for inspection and tests."""
+        ids, pos, keep = self.check_patch(ids, site, pos, new, stepwise, scored, prefix)
+        logits = self.readout(self.patched_states(ids, site, pos, new.to(ids.device), stepwise, keep, prefix))
+        return logits.new_zeros(*keep.shape, logits.shape[-1]).index_put(keep.nonzero(as_tuple=True), logits)
+
+class TaskModel(LatentModel):
+    "A next-token model of a task: its configuration, embedding and head; subclasses give the layers between."
 
     def __init__(self, task: str, arch: str, width: int = 128, seed: int = 0, vocab_size: int = 10, train_void_p: float = 0.0):
         super().__init__()
@@ -70,51 +123,25 @@ class TaskModel(nn.Module):
     vocab_size = property(lambda self: self.config['vocab_size'])
     def get_task(self) -> Task: return get_task(self.task)
     def extra_repr(self): return f"task={self.task!r}, seed={self.seed}"
+    @property
+    def label(self) -> str: return f"a {self.arch} model"
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         "Next-token logits `[n, L, vocab]`: the logits at position t predict token t+1."
         return self.head(self.features(self.check_ids(ids)))
+
+    def readout(self, states) -> torch.Tensor: return self.head(states)
 
     def site_dim(self, site: str) -> int:
         "Dimension of the latent at `site`."
         return self.width if self.check_site(site) == 'embedding' else self._site_dim(site)
     def _site_dim(self, site): return self.width
 
-    def check_site(self, site) -> str:
-        if site not in self.sites: raise ValueError(f"unknown site {site!r} for a {self.arch} model; valid sites are {self.sites}")
-        return site
-
-    def check_ids(self, ids) -> torch.Tensor: return check_token_ids(ids, self.vocab_size)
-
-    def patched_logits(self, ids, site: str, pos, new, stepwise: bool = False, prefix: bool = False, scored=None) -> torch.Tensor:
-        """Logits `[n, L, vocab]` with the latent at `site` replaced at `(i, pos[i])` by `new[i]` (`new`: `[n, d]`),
-        or, `stepwise`, at every position `0..pos[i]` by `new[i, :pos[i]+1]` (`new`: `[n, L', d]`).
-        Only the logits MAS scores are computed, at non-pad positions from `pos[i]` on; the rest are zeros.
-        `prefix=True` computes every position (before `pos`: unpatched, or patched when stepwise).
-        `scored` (bool `[n, L]`, nothing before `pos`) computes only those positions, e.g. the ones whose next token is scored."""
-        ids, d = self.check_ids(ids), self.site_dim(site)
-        n, L = ids.shape
-        if not isinstance(pos, torch.Tensor) or pos.dtype != torch.long or pos.shape != (n,):
-            raise ValueError(f"pos must be a LongTensor of shape ({n},), got {getattr(pos, 'dtype', type(pos))} {tuple(getattr(pos, 'shape', ()))}")
-        if n and (pos.min() < 0 or pos.max() >= L): raise ValueError(f"pos must lie in 0..{L - 1}, got {int(pos.min())}..{int(pos.max())}")
-        want = f"[{n}, L' >= {int(pos.max()) + 1 if n else 1}, {d}]" if stepwise else f"[{n}, {d}]"
-        ok = isinstance(new, torch.Tensor) and (new.dim() == 3 and new.shape[0] == n and new.shape[1] > (int(pos.max()) if n else 0)
-                                                if stepwise else new.dim() == 2 and new.shape[0] == n) and new.shape[-1] == d
-        if not ok: raise ValueError(f"new must have shape {want} at site {site!r}, got {tuple(getattr(new, 'shape', ()))}")
-        if scored is None: keep = scored_positions(ids, pos, prefix)
-        elif prefix or scored.shape != ids.shape or (scored & (torch.arange(L, device=ids.device)[None] < pos[:, None])).any():
-            raise ValueError(f"scored must be a bool mask of shape {tuple(ids.shape)} with nothing before pos, and excludes prefix=True")
-        else: keep = scored
-        return self._patched(ids, site, pos, new.to(self.embed.weight.dtype), stepwise, keep, prefix)
-
-    def head_at(self, feats, keep):
-        "Logits `[n, L, V]` from features `[n, L, k]`, computed only where `keep` `[n, L]` (zeros elsewhere)."
-        return feats.new_zeros(*keep.shape, self.vocab_size).masked_scatter(keep[..., None], self.head(feats[keep]))
-
-def scored_positions(ids, pos, prefix=False):
-    "The positions whose logits `patched_logits` computes: non-pad from `pos` on, or all with `prefix`."
+def scored_positions(ids, pos, prefix=False, pad_id: int | None = 0):
+    "The positions whose logits `patched_logits` computes by default: not `pad_id`, from `pos` on; or all with `prefix`."
     if prefix: return torch.ones_like(ids, dtype=torch.bool)
-    return (torch.arange(ids.shape[1], device=ids.device)[None] >= pos[:, None]) & (ids != 0)
+    after = torch.arange(ids.shape[1], device=ids.device)[None] >= pos[:, None]
+    return after if pad_id is None else after & (ids != pad_id)
 
 def patch_mask(pos: torch.Tensor, L: int, stepwise: bool) -> torch.Tensor:
     "`[n, L, 1]` mask of the patched positions: `pos[i]` only, or `0..pos[i]` when stepwise."
@@ -184,7 +211,7 @@ class RNNModel(TaskModel):
         return self.rnn(ids._replace(data=self.embed(ids.data)), self._state(latent))[0]
 
     def continue_from(self, ids, pos, latent, keep):
-        "Logits `[n, L, V]` at the positions `keep` (all >= `pos`) when row i's state after `pos[i]` is `latent[i]`; zeros elsewhere."
+        "Output states `[m, H]` at the `m` positions of `keep` (all >= `pos`, row-major) when row i's state after `pos[i]` is `latent[i]`."
         n, L = ids.shape
         t = torch.arange(L, device=ids.device)[None]
         need = (torch.where(keep, t, -1).amax(1) - pos).clamp(min=0)   # continuation tokens each row needs
@@ -201,17 +228,17 @@ class RNNModel(TaskModel):
             before = F.pad(out.batch_sizes.cumsum(0), (1, 0)).to(ids.device)
             read = torch.where(ahead > 0, n + before[(ahead - 1).clamp(min=0)] + out.unsorted_indices[rows], rows)
             states = torch.cat([states, out.data])
-        logits = self.head(states[read])
-        return states.new_zeros(n, L, self.vocab_size).index_put((rows, at), logits)
+        return states[read]
 
-    def _patched(self, ids, site, pos, new, stepwise, keep, prefix):
-        if site == 'embedding': return self.head_at(self.rnn(place(self.embed(ids), new, pos, stepwise))[0], keep)
+    def patched_states(self, ids, site, pos, new, stepwise, scored, prefix=False):
+        new = new.to(self.embed.weight.dtype)
+        if site == 'embedding': return self.rnn(place(self.embed(ids), new, pos, stepwise))[0][scored]
         after = torch.arange(ids.shape[1], device=ids.device)[None] >= pos[:, None]
         state = new[torch.arange(len(pos), device=pos.device), pos] if stepwise else new   # the state the continuation starts from
-        out = self.continue_from(ids, pos, state, keep & after)
+        out = self.continue_from(ids, pos, state, scored & after)
         if not prefix: return out
-        before = self.head(fit_length(new, ids.shape[1])[..., :self.state_size]) if stepwise else self(ids)
-        return torch.where(after[..., None], out, before)
+        before = fit_length(new, ids.shape[1])[..., :self.state_size] if stepwise else self.features(ids)
+        return before.index_put((scored & after).nonzero(as_tuple=True), out)[scored]
 
 # %% ../nbs/02_models.ipynb #21f86ba6
 def rotary(x: torch.Tensor, base: float = 10000.) -> torch.Tensor:
@@ -260,9 +287,8 @@ class TransformerModel(TaskModel):
         "The residual stream at `site` at every position, `[n, L, d]`."
         return self.residuals(self.check_ids(ids))[self.check_site(site)]
 
-    def _patched(self, ids, site, pos, new, stepwise, keep, prefix):
-        feats = self.ln_f(self.residuals(ids, (site, new, pos, stepwise))['layer1'])
-        return self.head_at(feats, keep)
+    def patched_states(self, ids, site, pos, new, stepwise, scored, prefix=False):
+        return self.ln_f(self.residuals(ids, (site, new.to(self.embed.weight.dtype), pos, stepwise))['layer1'])[scored]
 
 # %% ../nbs/02_models.ipynb #f471976f
 def make_model(task, arch: str, seed: int = 0, width: int = 128, train_void_p: float = 0.0, vocab_size: int | None = None) -> TaskModel:

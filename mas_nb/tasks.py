@@ -32,6 +32,8 @@ class Task:
     def describe(self) -> dict:
         "The task's name and options: what `get_task(**description)` rebuilds it from (results record it)."
         return dict(name=self.name, **self.options)
+    def __eq__(self, other): return type(self) is type(other) and self.describe() == other.describe()
+    def __hash__(self): return hash((type(self), self.name))
     @property
     def vocab_size(self) -> int: return len(self.tokens)
     @property

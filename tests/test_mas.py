@@ -5,7 +5,9 @@ import torch
 
 from mas_nb.tasks import get_task
 from mas_nb.checkpoints import cached_model
-from mas_nb.mas import fit_mas, evaluate_iia, counterfactual_latents, build_directions, make_alignments, _config, MASResult
+from dataclasses import replace
+
+from mas_nb.mas import fit_mas, fit_spec, evaluate_iia, counterfactual_latents, build_directions, RunSpec, METHODS, Method
 
 FAST = dict(n_train=512, n_valid=256, n_test=256, batch_size=64, eval_every=5, progress=False)
 
@@ -34,8 +36,7 @@ def test_teacher_forced_iia_equals_free_running(grus):
     "Teacher-forced trial correctness equals a greedy rollout where the model feeds back its own deterministic tokens."
     model = grus[0]
     res = fit_mas(grus, 'multiobject', 'count', 'hidden', k=8, max_steps=10, **FAST)
-    cfg = {**res.config, 'seed': 7}
-    d = [d for d in build_directions(grus, res.alignments, cfg, dict(test=200)) if d.name == '1->0'][0]
+    d = [d for d in build_directions(grus, res.alignments, replace(res.spec, seed=7), dict(test=200)) if d.name == '1->0'][0]
     sp = d.splits['test']
     idx = torch.arange(len(sp.iv))
     with torch.no_grad():
@@ -63,6 +64,8 @@ def test_resume_continues_exactly(grus, tmp_path):
     with pytest.raises(ValueError, match="different run"):
         fit_mas(grus, 'multiobject', max_steps=20, checkpoint=ck, **{**kw, 'k': 4})
     bad = tmp_path / 'bad.pt'; bad.write_bytes(b'not a checkpoint')
+    with pytest.raises(ValueError, match="past max_steps=4"):
+        fit_mas(grus, 'multiobject', max_steps=4, checkpoint=ck, **kw)
     with pytest.raises(ValueError, match="cannot read MAS checkpoint"):
         fit_mas(grus, 'multiobject', max_steps=20, checkpoint=bad, **kw)
 
@@ -111,13 +114,22 @@ def test_result_serialises_and_reevaluates(grus, tmp_path):
 
 
 @pytest.mark.parametrize('kwargs,message', [
-    (dict(k=129), r"k=129 must be in 1\.\.128"),
+    (dict(k=129), r"k=129 must be an integer in 1\.\.128"),
     (dict(sites='layer0'), "has no site 'layer0'"),
     (dict(method='magic'), "unknown method"),
-    (dict(method='das'), "DAS aligns one model"),
+    (dict(method='das'), r"das aligns 1 model\(s\), got 2"),
     (dict(tasks='arithmetic'), "reads 10 token ids but task 'arithmetic' has 28"),
     (dict(variable='rem_ops'), "multiobject has no variable 'rem_ops'"),
-    (dict(sites=['hidden']), r"give one per model \(2\)"),
+    (dict(sites=['hidden']), r"sites: give one for all models or one per model \(2\)"),
+    (dict(method='stitch'), "k does not apply to method 'stitch'"),
+    (dict(names=['a', 'a']), "names must be distinct"),
+    (dict(values='12', variable='count'), "values must be a collection of integers"),
+    (dict(batch_size=0), "batch_size must be a positive integer"),
+    (dict(eval_every=0), "eval_every must be a positive integer"),
+    (dict(method='clmas', epsilon=5), r"epsilon must be in \[0, 1\]"),
+    (dict(lr=-1.0), "lr must be a non-negative number"),
+    (dict(seed=-1), "seed must be a non-negative integer"),
+    (dict(threshold=float('nan')), r"threshold must be in \(0, 1\]"),
     (dict(method='unimas', inaccessible=2), "inaccessible must be a model index"),
     (dict(select='best'), "select must be 'all' or 'trained'"),
 ])
@@ -131,3 +143,59 @@ def test_nan_latents_fail_clearly(grus):
     from mas_nb.interventions import Rotation, interchange
     with pytest.raises(ValueError, match="NaN"):
         interchange(torch.zeros(2, 8), torch.full((2, 8), float('nan')), Rotation(8), Rotation(8), 4)
+
+
+def test_a_task_built_with_options_is_honoured_end_to_end(grus):
+    "Tasks travel as objects: interventions come from the void-token variant, the config records it, a rerun rebuilds it."
+    void = get_task('multiobject', void_p=0.5)
+    res = fit_mas(grus[:1], void, 'count', 'hidden', k=8, method='das', max_steps=1, **FAST)
+    assert res.config['tasks'] == [{'name': 'multiobject', 'void_p': 0.5}] and res.spec.tasks[0].void_p == 0.5
+    d = build_directions(grus[:1], res.alignments, res.spec, dict(test=64))[0]
+    assert (d.splits['test'].iv.src_ids == void.vocab['V']).any()   # the plain task has no void tokens
+    assert RunSpec.from_dict(res.config).tasks[0].void_p == 0.5
+
+
+def test_a_result_reruns_from_its_own_config(grus):
+    res = fit_mas(grus, 'multiobject', 'count', 'hidden', k=8, max_steps=10, threshold=0.9, **FAST)
+    again = fit_spec(grus, RunSpec.from_dict(json.loads(json.dumps(res.config))), progress=False)
+    assert again.iia == res.iia and again.history == res.history and again.config == res.config
+
+
+def test_a_finished_run_returns_the_same_result_when_called_again(grus, tmp_path):
+    "The checkpoint records that the run ended (here at the threshold): calling again does not train on."
+    kw = dict(variable='full', sites='hidden', k=8, max_steps=40, threshold=0.05, checkpoint=tmp_path / 'run.pt', **FAST)
+    first = fit_mas(grus, 'multiobject', **kw)
+    assert first.history[-1]['step'] < 40   # it stopped at the threshold
+    again = fit_mas(grus, 'multiobject', **kw)
+    assert again.history == first.history and again.iia == first.iia and again.best_step == first.best_step
+
+
+def test_values_restrict_only_the_directions_of_the_models_that_ask(grus):
+    res = fit_mas(grus, 'multiobject', 'count', 'hidden', k=8, values=[None, range(1, 4)], max_steps=1, **FAST)
+    dirs = {d.name: d.splits['test'].iv for d in build_directions(grus, res.alignments, res.spec, dict(test=128))}
+    swapped = lambda iv: iv.cf_vars['count']   # the target's count after the swap (count -> count: the source's count)
+    assert swapped(dirs['0->1']).le(3).all() and swapped(dirs['1->0']).le(3).all() and swapped(dirs['1->1']).le(3).all()
+    assert swapped(dirs['0->0']).gt(3).any()
+
+
+def test_a_new_method_is_one_record(grus, monkeypatch):
+    "Everything method-specific is read from METHODS: a record alone defines a working method."
+    monkeypatch.setitem(METHODS, 'uni2', replace(METHODS['unimas'], name='uni2'))
+    res = fit_mas(grus, 'multiobject', method='uni2', inaccessible=1, max_steps=1, **FAST)
+    assert res.trained == ['0->0', '1->0'] and len(res.iia) == 4
+    monkeypatch.setitem(METHODS, 'idle', Method('idle', 'trains nothing', (2, 2), 'rotation', 'none', options=('k',)))
+    with pytest.raises(ValueError, match="no direction of method 'idle' carries a loss"):
+        fit_mas(grus, 'multiobject', method='idle', max_steps=1, **FAST)
+
+
+def test_held_out_splits_are_disjoint_from_training():
+    "Same-Object has few distinct interventions: validation and test repeat none of the training ones (or each other)."
+    from mas_nb.counterfactuals import row_keys
+    from mas_nb.models import make_model
+    m = make_model('sameobject', 'gru', width=16)
+    res = fit_mas([m], 'sameobject', 'count', 'hidden', k=4, method='das', max_steps=1, **FAST)
+    splits = build_directions([m], res.alignments, res.spec, dict(train=2000, valid=300, test=300))[0].splits
+    keys = {k: set(row_keys({c: getattr(sp.iv, c).numpy() for c in ('src_ids', 'src_pos', 'trg_ids', 'trg_pos', 'cf_ids')}).tolist())
+            for k, sp in splits.items()}
+    assert len(keys['train']) < 2000   # duplicates within training do occur, so the check can fail
+    assert not keys['train'] & keys['valid'] and not keys['train'] & keys['test'] and not keys['valid'] & keys['test']
