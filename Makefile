@@ -8,7 +8,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 # Trained task models are cached here (per checkout), so a fresh clone trains them once and reuses them.
 export MAS_NB_CACHE ?= $(CURDIR)/.mas_nb_cache
 
-.PHONY: install demo test sync check models nbtest pytest docs
+.PHONY: install demo test sync check models nbtest pytest docs lab
 install: $(VENV)/.installed
 
 $(VENV)/.installed: setup.py settings.ini pyproject.toml
@@ -50,3 +50,7 @@ test: check nbtest pytest
 docs: install
 	rm -rf _docs
 	$(PY) tools/make_docs.py $(if $(MATHJAX),--mathjax '$(MATHJAX)')
+
+# JupyterLab on the notebooks, in this environment and with the model cache above (LAB_ARGS=--no-browser on a server).
+lab: install
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) $(LAB_ARGS)
