@@ -8,7 +8,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 # Trained task models are cached here (per checkout), so a fresh clone trains them once and reuses them.
 export MAS_NB_CACHE ?= $(CURDIR)/.mas_nb_cache
 
-.PHONY: install demo test sync check models nbtest pytest
+.PHONY: install demo test sync check models nbtest pytest docs lab outputs
 install: $(VENV)/.installed
 
 $(VENV)/.installed: setup.py settings.ini pyproject.toml
@@ -44,3 +44,19 @@ pytest: install models
 	$(PY) -m pytest -q tests
 
 test: check nbtest pytest
+
+# The notebooks as a static site in _docs/ (open _docs/index.html), rendered as committed: nothing is executed.
+# Math loads MathJax from a CDN; offline, e.g. MATHJAX='file:///usr/share/javascript/mathjax/MathJax.js?config=TeX-AMS_CHTML'.
+docs: install
+	rm -rf _docs
+	$(PY) tools/make_docs.py $(if $(MATHJAX),--mathjax '$(MATHJAX)')
+
+# JupyterLab on the notebooks, in this environment and with the model cache above (LAB_ARGS=--no-browser on a server).
+lab: install
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) $(LAB_ARGS)
+
+# Re-execute notebooks in place and write their outputs back (commit them after `make sync`).
+# NBS=nbs/04_mas.ipynb refreshes one; #| slow cells keep their last outputs unless FLAGS=slow.
+NBS ?= index.ipynb $(sort $(wildcard nbs/*.ipynb))
+outputs: install models
+	for nb in $(NBS); do $(PY) tools/make_outputs.py $(if $(FLAGS),--flags '$(FLAGS)') $$nb || exit 1; done
