@@ -55,8 +55,6 @@ class HFCausalLM(LatentModel):
     @property
     def label(self) -> str: return self.name
     @property
-    def device(self): return next(self.lm.parameters()).device
-    @property
     def vocab_size(self) -> int: return self.lm.get_input_embeddings().num_embeddings
 
     def module(self, site: str) -> nn.Module:
@@ -69,7 +67,6 @@ class HFCausalLM(LatentModel):
         raise ValueError(f"unknown site {site!r} for {self.name}: use 'embedding', 'layer0'..'layer{self.n_layers - 1}' "
                          f"or a module name such as {some}")
 
-    def check_ids(self, ids) -> torch.Tensor: return check_token_ids(ids, self.vocab_size).to(self.device)
 
     def latents(self, ids, site: str) -> torch.Tensor:
         "The output `[n, L, d]` of the module at `site`."

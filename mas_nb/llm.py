@@ -131,7 +131,7 @@ def load_toxicity(source: str, split: str = 'train', path=None) -> TextData:
     except Exception as e:
         raise RuntimeError(f"could not load {source} ({path or hub!r}, split {split!r}): {type(e).__name__}: {e}\n"
                            f"Without internet access, download it elsewhere and pass path= (a folder or data file datasets.load_dataset "
-                           f"reads), or use load_text_file() on your own CSV/JSONL.") from None
+                           f"reads), or use load_text_file() on your own CSV/JSONL.") from e
     return check_nonempty(label_rows(source, ds.to_dict()), f"{source} {split}")
 
 def toxicity_data(sources=('jigsaw', 'hh', 'toxicchat'), paths: dict | None = None, seed: int = 0) -> dict:
@@ -150,7 +150,7 @@ def load_lm(name_or_path: str = DEFAULT_MODEL, dtype=None, device=None):
         model = tr.AutoModelForCausalLM.from_pretrained(name_or_path)
     except Exception as e:
         raise RuntimeError(f"could not load model {name_or_path!r}: {type(e).__name__}: {e}\nWithout internet access, copy the "
-                           f"model folder (config.json, weights, tokenizer files) to this machine and pass its path.") from None
+                           f"model folder (config.json, weights, tokenizer files) to this machine and pass its path.") from e
     if dtype is not None: model = model.to(dtype)  # (`from_pretrained`'s dtype keyword changed name across versions)
     return (model.to(device) if device else model).eval(), tok
 
@@ -227,7 +227,7 @@ class Generations:
     @classmethod
     def load(cls, path) -> Generations:
         try: return cls(**torch.load(path, weights_only=True))
-        except Exception as e: raise ValueError(f"cannot read generations from {path}: {e}") from None
+        except Exception as e: raise ValueError(f"cannot read generations from {path}: {e}") from e
 
 @torch.no_grad()
 def generate(model, prompts: torch.Tensor, new_tokens: int = 64, batch_size: int = 64, name: str = '', labels=None,

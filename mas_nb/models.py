@@ -77,7 +77,12 @@ class LatentModel(nn.Module):
         if site not in self.sites: raise ValueError(f"unknown site {site!r} for {self.label}; valid sites are {tuple(self.sites)}")
         return site
 
-    def check_ids(self, ids) -> torch.Tensor: return check_token_ids(ids, self.vocab_size)
+    @property
+    def device(self) -> torch.device: return next(self.parameters()).device
+
+    def check_ids(self, ids) -> torch.Tensor:
+        "Token ids checked against the vocabulary, on the model's device."
+        return check_token_ids(ids, self.vocab_size).to(self.device)
 
     def check_patch(self, ids, site: str, pos, new, stepwise: bool = False, scored=None, prefix: bool = False):
         "`(ids, pos, scored)` checked for a patched pass (a clear error otherwise); `scored` defaults to `scored_positions`."

@@ -48,11 +48,11 @@ class Task:
 
     def decode(self, ids) -> str:
         "Token string of a 1-D id sequence, pads dropped."
-        ids = self.check_ids(ids)
+        ids = self.as_ids(ids)
         if ids.shape[0] != 1: raise ValueError(f"decode takes one sequence, got shape {tuple(ids.shape)}")
         return ' '.join(self.tokens[i] for i in ids[0] if i != self.pad_id)
 
-    def check_ids(self, ids) -> np.ndarray:
+    def as_ids(self, ids) -> np.ndarray:
         "`ids` (list, array or tensor, 1-D or 2-D) as a 2-D int64 array, rejecting ids outside the vocabulary."
         a = ids.detach().cpu().numpy() if isinstance(ids, torch.Tensor) else np.asarray(ids)
         if a.dtype.kind not in 'iu': raise TypeError(f"{self.name}: token ids must be integers, got dtype {a.dtype}")
@@ -68,15 +68,15 @@ class Task:
 
     def trace(self, ids) -> dict[str, torch.Tensor]:
         "The causal variables after every position, each `[n, L]` (values at pads are meaningless)."
-        return {k: torch.from_numpy(v) for k, v in self._trace(self.check_ids(ids)).items()}
+        return {k: torch.from_numpy(v) for k, v in self._trace(self.as_ids(ids)).items()}
 
     def deterministic_mask(self, ids) -> torch.Tensor:
         "True where the token is determined by the tokens before it: what a trained model must get right."
-        return torch.from_numpy(self._deterministic(self.check_ids(ids)))
+        return torch.from_numpy(self._deterministic(self.as_ids(ids)))
 
     def position_mask(self, ids) -> torch.Tensor:
         "True at positions eligible for an interchange intervention."
-        return torch.from_numpy(self._positions(self.check_ids(ids)))
+        return torch.from_numpy(self._positions(self.as_ids(ids)))
 
 def check_n(n) -> int:
     "`n` as a positive int, or a clear error."
