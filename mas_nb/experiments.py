@@ -12,14 +12,14 @@ import numpy as np
 from tqdm.auto import tqdm
 from .checkpoints import cached_model
 from .files import atomic_write, write_json
-from .mas import fit_mas
+from .mas import fit_mas, mean_se
 from .similarity import similarity_protocol
 
 # %% auto #0
 __all__ = ['PRESETS', 'LAYERS', 'SWEEP', 'TASKS_3B', 'B6_CONDITIONS', 'EXPERIMENTS', 'Preset', 'get_preset', 'with_sizes',
-           'align', 'seed_pairs', 'mean_se', 'summarise', 'new_figure', 'bars', 'fig2ab', 'plot_fig2ab', 'fig2d',
-           'plot_fig2d', 'fig3a', 'plot_fig3a', 'fig3b', 'plot_fig3b', 'arithmetic_b6', 'plot_arithmetic_b6',
-           'mas_n_models', 'iia_matrix', 'plot_mas_n_models', 'reproduce', 'load_result', 'plot_result']
+           'align', 'seed_pairs', 'summarise', 'new_figure', 'bars', 'fig2ab', 'plot_fig2ab', 'fig2d', 'plot_fig2d',
+           'fig3a', 'plot_fig3a', 'fig3b', 'plot_fig3b', 'arithmetic_b6', 'plot_arithmetic_b6', 'mas_n_models',
+           'iia_matrix', 'plot_mas_n_models', 'reproduce', 'load_result', 'plot_result']
 
 # %% ../nbs/06_experiments.ipynb #05bbcbb7
 @dataclass(frozen=True)
@@ -81,11 +81,6 @@ def seed_pairs(p: Preset, pairs) -> list:
     "The first `p.max_pairs` of `pairs` (all when 0)."
     pairs = list(pairs)
     return pairs[:p.max_pairs] if p.max_pairs else pairs
-
-def mean_se(values) -> tuple[float, float]:
-    "Mean and standard error (0 for a single value)."
-    x = np.asarray(values, dtype=float)
-    return float(x.mean()), float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else 0.0
 
 def summarise(records: list, by: tuple) -> list:
     "Mean ± SE of `value` per group of the `by` keys, in first-seen order."
@@ -214,30 +209,31 @@ def _partners(p, task):
     "(Multi-Object seed, partner seed) pairs."
     return seed_pairs(p, combinations(p.seeds, 2) if task == 'multiobject' else product(p.seeds, p.task_seeds))
 
-def _transfer(p, task, x, var, values=None) -> dict:
-    """MAS of Count in the Multi-Object GRU a with `var` in the `task` GRU b when `x` = (a, b);
-    DAS of `var` within the `task` GRU x (the upper bound) when `x` is one seed."""
+def _transfer(p, task, x, var, values=None, roles=('MO', 'partner')) -> list:
+    """Records of every direction, labelled by `roles`: MAS of Count in the Multi-Object GRU a with `var` in the `task`
+    GRU b when `x` = (a, b), `values` restricting b's variable only; DAS of `var` within the `task` GRU x when `x` is one seed."""
     if isinstance(x, tuple):
         names = [f"multiobject{x[0]}", f"{task}{x[1]}"]
-        res = align([_model('gru', x[0]), _model('gru', x[1], task)], p, names, variable=('count', var), values=values)
-        return dict(method='MAS', unit='-'.join(names), value=res.worst_iia)
+        res = align([_model('gru', x[0]), _model('gru', x[1], task)], p, names, variable=('count', var), values=[None, values])
+        return [dict(method='MAS', unit='-'.join(names), direction=f"{roles[s]} → {roles[t]}", value=res.iia[f"{names[s]}->{names[t]}"])
+                for s in (0, 1) for t in (0, 1)]
     res = align([_model('gru', x, task)], p, [f"{task}{x}"], variable=var, method='das')
-    return dict(method='DAS', unit=f"{task}{x}", value=res.worst_iia)
+    return [dict(method='DAS', unit=f"{task}{x}", direction=f"{roles[1]} → {roles[1]}", value=res.worst_iia)]
 
 def fig3b(preset='small', tasks=TASKS_3B) -> list:
-    "Records of Count IIA: MAS Multi-Object GRU ↔ task GRU per seed pair, and DAS on each task GRU."
+    "Records of Count IIA per direction: MAS Multi-Object GRU ↔ task GRU per seed pair, and DAS on each task GRU."
     p = get_preset(preset)
     jobs = [(t, pair) for t in tasks for pair in _partners(p, t)]
     jobs += [(t, s) for t in tasks for s in (p.seeds if t == 'multiobject' else p.task_seeds)]
-    return [dict(task=t, **_transfer(p, t, x, 'count')) for t, x in tqdm(jobs, desc='fig3b')]
+    return [dict(task=t, **r) for t, x in tqdm(jobs, desc='fig3b') for r in _transfer(p, t, x, 'count')]
 
 def plot_fig3b(records):
-    "MAS Count IIA per partner task, DAS on the partner as the dashed upper bound."
-    fig, (ax,) = new_figure(1, 5)
-    s = summarise(records, ('task', 'method'))
-    bars(ax, [r for r in s if r['method'] == 'MAS'], 'task', 'method',
+    "MAS Count IIA per partner task and direction; DAS within the partner as the dashed upper bound."
+    fig, (ax,) = new_figure(1, 6)
+    s = summarise(records, ('task', 'method', 'direction'))
+    bars(ax, [r for r in s if r['method'] == 'MAS'], 'task', 'direction',
          ref={r['task']: r['mean'] for r in s if r['method'] == 'DAS'}, ylabel='Count IIA')
-    ax.set_title('Multi-Object GRU ↔ task GRU (dashed: DAS)')
+    ax.set_title('Multi-Object GRU (MO) ↔ task GRU (partner); dashed: DAS')
     return fig
 
 # %% ../nbs/06_experiments.ipynb #5737f9af
@@ -245,21 +241,27 @@ B6_CONDITIONS = {'Rem Ops': ('rem_ops', None), 'Cumu Val': ('cumu_val', None),
                  'Low Cumu Val': ('cumu_val', range(1, 11)), 'High Cumu Val': ('cumu_val', range(11, 21))}
 
 def arithmetic_b6(preset='small') -> list:
-    "Records of Count ↔ arithmetic-variable MAS IIA per condition and seed pair, and DAS on the Arithmetic GRU."
+    "Records of Count ↔ arithmetic-variable MAS IIA per condition, seed pair and direction, and DAS on the Arithmetic GRU."
     p = get_preset(preset)
     jobs = [(c, pair) for c in B6_CONDITIONS for pair in seed_pairs(p, product(p.seeds, p.task_seeds))]
     jobs += [(c, s) for c in ('Rem Ops', 'Cumu Val') for s in p.task_seeds]
-    return [dict(condition=c, **_transfer(p, 'arithmetic', x, *B6_CONDITIONS[c])) for c, x in tqdm(jobs, desc='arithmetic_b6')]
+    return [dict(condition=c, **r) for c, x in tqdm(jobs, desc='arithmetic_b6')
+            for r in _transfer(p, 'arithmetic', x, *B6_CONDITIONS[c], roles=('Count', c.replace('Low ', '').replace('High ', '')))]
 
 def plot_arithmetic_b6(records):
-    "MAS IIA per Count ↔ arithmetic condition; DAS within the Arithmetic GRU on the same variable as dashed levels."
-    fig, (ax,) = new_figure(1, 5.5)
-    s = summarise(records, ('condition', 'method'))
+    "MAS IIA per Count ↔ arithmetic condition and direction; DAS within the Arithmetic GRU on the same variable as dashed levels."
+    fig, (ax,) = new_figure(1, 7)
+    s = summarise(records, ('condition', 'method', 'direction'))
     das = {B6_CONDITIONS[r['condition']][0]: r['mean'] for r in s if r['method'] == 'DAS'}
-    bars(ax, [r for r in s if r['method'] == 'MAS'], 'condition', 'method', ylabel='IIA',
-         ref={c: das[v] for c, (v, _) in B6_CONDITIONS.items() if v in das})
-    ax.set_title('Multi-Object Count ↔ Arithmetic (dashed: DAS)')
+    mas = [dict(r, direction=_kind(r['direction'])) for r in s if r['method'] == 'MAS']
+    bars(ax, mas, 'condition', 'direction', ylabel='IIA', ref={c: das[v] for c, (v, _) in B6_CONDITIONS.items() if v in das})
+    ax.set_title('Multi-Object Count ↔ Arithmetic, per direction (dashed: DAS)')
     return fig
+
+def _kind(direction: str) -> str:
+    "'Count → Rem Ops' as 'Count → arithmetic': one legend entry per direction across conditions."
+    src, trg = (('Count' if v == 'Count' else 'arithmetic') for v in direction.split(' → '))
+    return f"{src} → {trg}"
 
 # %% ../nbs/06_experiments.ipynb #01b5a679
 def _n_models(p):
@@ -301,8 +303,8 @@ def plot_mas_n_models(records):
 EXPERIMENTS = {'fig2ab': (fig2ab, plot_fig2ab, ('comparison', 'layer', 'measure')),
                'fig2d': (fig2d, plot_fig2d, ('method', 'size')),
                'fig3a': (fig3a, plot_fig3a, ('method', 'direction')),
-               'fig3b': (fig3b, plot_fig3b, ('task', 'method')),
-               'arithmetic_b6': (arithmetic_b6, plot_arithmetic_b6, ('condition', 'method')),
+               'fig3b': (fig3b, plot_fig3b, ('task', 'method', 'direction')),
+               'arithmetic_b6': (arithmetic_b6, plot_arithmetic_b6, ('condition', 'method', 'direction')),
                'mas_n_models': (mas_n_models, plot_mas_n_models, ('run', 'src', 'trg'))}
 
 def _experiment(name):

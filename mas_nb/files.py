@@ -4,11 +4,11 @@
 
 # %% ../nbs/10_files.ipynb #ba503d7a
 from __future__ import annotations
-import json, os, tempfile
+import json, math, os, tempfile
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['atomic_write', 'write_json']
+__all__ = ['atomic_write', 'strict', 'write_json']
 
 # %% ../nbs/10_files.ipynb #38185f9f
 def atomic_write(path, write) -> Path:
@@ -26,6 +26,14 @@ def atomic_write(path, write) -> Path:
         Path(tmp).unlink(missing_ok=True); raise
     return path
 
+def strict(x):
+    "`x` with every non-finite float replaced by None: strict JSON has no NaN or Infinity."
+    if isinstance(x, float): return x if math.isfinite(x) else None
+    if isinstance(x, dict): return {k: strict(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)): return [strict(v) for v in x]
+    return x
+
 def write_json(path, data) -> Path:
-    "Write `data` as indented JSON, atomically."
-    return atomic_write(path, lambda f: f.write(json.dumps(data, indent=1).encode()))
+    "Write `data` as indented, strict JSON (NaN and infinities become null), atomically."
+    text = json.dumps(strict(data), indent=1, allow_nan=False)
+    return atomic_write(path, lambda f: f.write(text.encode()))

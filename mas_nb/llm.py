@@ -12,7 +12,7 @@ import torch
 from fastcore.meta import delegates
 from tqdm.auto import tqdm
 from .counterfactuals import Interventions
-from .mas import MASResult, fit_mas
+from .mas import MASResult, fit_mas, mean_se
 from .hf import HFCausalLM
 from .files import atomic_write, write_json
 
@@ -339,8 +339,8 @@ GROUPS = ('toxic-toxic', 'toxic-nontoxic', 'nontoxic-nontoxic')
 def _summary(records) -> dict:
     out = {}
     for g in GROUPS:
-        x = np.array([r['token_acc'] for r in records if r['group'] == g])
-        if len(x): out[g] = dict(mean=float(x.mean()), se=float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float('nan'), n=len(x))
+        x = [r['token_acc'] for r in records if r['group'] == g]
+        if x: out[g] = dict(zip(('mean', 'se'), mean_se(x)), n=len(x))
     return out
 
 def toxicity_study(toxic: dict, nontoxic: dict, generations: dict, site: str = 'embedding', progress: bool = True, **mas_kw) -> StudyResult:

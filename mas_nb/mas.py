@@ -22,7 +22,7 @@ from .files import atomic_write, write_json
 
 # %% auto #0
 __all__ = ['METHODS', 'READOUT_ROWS', 'Method', 'Split', 'Direction', 'site_latents', 'counterfactual_latents', 'scored_states',
-           'cl_loss', 'predictions', 'MASResult', 'RunSpec', 'make_spec', 'make_alignments', 'init_scales',
+           'cl_loss', 'predictions', 'MASResult', 'mean_se', 'RunSpec', 'make_spec', 'make_alignments', 'init_scales',
            'model_device', 'build_directions', 'evaluate_direction', 'fit_mas', 'fit_spec', 'evaluate_iia',
            'plot_curves']
 
@@ -181,6 +181,11 @@ class MASResult:
         rows = [f"{'direction':>12} {'IIA':>7} {'tokens':>7}  trained"]
         rows += [f"{k:>12} {v:7.4f} {self.token_acc[k]:7.4f}  {'yes' if k in self.trained else 'no'}" for k, v in self.iia.items()]
         return '\n'.join(rows + [f"{'worst':>12} {self.worst_iia:7.4f}", f"{'mean':>12} {self.mean_iia:7.4f}"])
+
+def mean_se(values) -> tuple[float, float]:
+    "Mean and standard error over runs (`ddof=1`); the SE of a single run is undefined: NaN (written to JSON as null)."
+    x = np.asarray(values, dtype=float)
+    return float(x.mean()), float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float('nan')
 
 # %% ../nbs/04_mas.ipynb #b8f93bc8
 @dataclass
