@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch.nn.utils import parametrize
 
 from mas_nb.checkpoints import cached_model
-from mas_nb.mas import fit_mas, build_directions, make_alignments, _config, _step_loss
+from mas_nb.mas import fit_mas, build_directions, make_alignments, make_spec, train_step
 from mas_nb.interventions import interchange
 
 BATCH, SEED = 128, 0  # interventions per direction per step, fit_mas's default
@@ -52,7 +52,7 @@ def hooked_logits(model, ids, pos, swap):
 
 
 def hooked_step_loss(models, alignments, dirs, k, step):
-    "The same loss as `_step_loss`, computed the straightforward way: no cached latents, no fused passes."
+    "The same loss as `train_step`'s, computed the straightforward way: no cached latents, no fused passes."
     g = torch.Generator().manual_seed(SEED * 1_000_003 + step)
     losses = []
     for d in dirs:
@@ -67,14 +67,17 @@ def hooked_step_loss(models, alignments, dirs, k, step):
     return torch.stack(losses).mean()
 
 
-def throughput(step_loss, alignments, n_steps):
-    opt = torch.optim.Adam(alignments.parameters(), lr=1e-3)
+def throughput(step, n_steps):
+    "Interventions per second of `step(i)`, one full optimiser step on a batch per direction (4 directions)."
     start = time.perf_counter()
-    for step in range(n_steps):
-        with parametrize.cached():
-            loss = step_loss(step)
-            opt.zero_grad(); loss.backward(); opt.step()
+    for i in range(n_steps): step(i)
     return n_steps * 4 * BATCH / (time.perf_counter() - start)
+
+
+def hooked_step(models, alignments, dirs, opt, step):
+    with parametrize.cached():
+        loss = hooked_step_loss(models, alignments, dirs, 64, step)
+        opt.zero_grad(); loss.backward(); opt.step()
 
 
 def main():
@@ -94,15 +97,17 @@ def main():
     print(f"mas_test_worst_iia: {res.worst_iia:.4f}")
     print(f"mas_time_to_0.99_s: {elapsed:.1f}")
 
-    cfg = _config(models, 'multiobject', 'full', 'hidden', 64, method='mas', inaccessible=0, epsilon=0.5, rank=None,
-                  stepwise=False, values=None, scale=True, n_train=10_000, n_valid=1, n_test=1, batch_size=BATCH, lr=1e-3,
-                  seed=SEED, select='all', names=None)
-    alignments = make_alignments([128, 128], cfg)
-    dirs = build_directions(models, alignments, cfg, dict(train=10_000))
+    spec = make_spec(models, tasks='multiobject', variable='full', sites='hidden', names=None, values=None, method='mas', k=64,
+                     rank=None, inaccessible=None, epsilon=None, interventions=None, stepwise=False, scale=True, scale_init='norm',
+                     n_train=10_000, n_valid=1, n_test=1, batch_size=BATCH, eval_batch_size=1024, lr=1e-3, max_steps=1,
+                     eval_every=1, threshold=None, select='all', seed=SEED)
+    alignments = make_alignments([128, 128], spec)
+    dirs = build_directions(models, alignments, spec, dict(train=10_000))
+    opt = torch.optim.Adam(alignments.parameters(), lr=1e-3)
     ours, hooked = 0., 0.
     for _ in range(ROUNDS):
-        ours = max(ours, throughput(lambda s: _step_loss(models, cfg, dirs, s), alignments, n_steps=40))
-        hooked = max(hooked, throughput(lambda s: hooked_step_loss(models, alignments, dirs, 64, s), alignments, n_steps=8))
+        ours = max(ours, throughput(lambda i: train_step(models, spec, dirs, opt, i), n_steps=40))
+        hooked = max(hooked, throughput(lambda i: hooked_step(models, alignments, dirs, opt, i), n_steps=8))
     print(f"ours_interventions_per_s: {ours:.0f}")
     print(f"hooked_interventions_per_s: {hooked:.0f}")
     print(f"speedup_vs_hooked: {ours / hooked:.1f}")

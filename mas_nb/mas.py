@@ -23,8 +23,8 @@ from .files import atomic_write, write_json
 # %% auto #0
 __all__ = ['METHODS', 'READOUT_ROWS', 'Method', 'Split', 'Direction', 'site_latents', 'counterfactual_latents', 'scored_states',
            'cl_loss', 'predictions', 'MASResult', 'mean_se', 'RunSpec', 'make_spec', 'make_alignments', 'init_scales',
-           'model_device', 'build_directions', 'evaluate_direction', 'fit_mas', 'fit_spec', 'evaluate_iia',
-           'plot_curves']
+           'model_device', 'build_directions', 'evaluate_direction', 'train_step', 'fit_mas', 'fit_spec',
+           'evaluate_iia', 'plot_curves']
 
 # %% ../nbs/04_mas.ipynb #2455628f
 @dataclass(frozen=True)
@@ -416,19 +416,32 @@ def evaluate_direction(models, spec: RunSpec, d: Direction, split='test') -> tup
             hits += int((~miss).sum()); n_tok += len(miss)
     return n_ok / len(sp.iv), hits / max(n_tok, 1)
 
-def _step_loss(models, spec: RunSpec, dirs, step):
+def train_step(models, spec: RunSpec, dirs, opt, step: int) -> torch.Tensor:
+    """One optimiser step on a batch of `spec.batch_size` interventions per trained direction; returns the loss (detached).
+    The loss is (1-ε)·mean(behavioural) + ε·mean(CL), or the mean of whichever exists. Each target model's share is
+    backpropagated as soon as it is computed, so only one target's graph exists at a time (gradients accumulate)."""
     g = torch.Generator().manual_seed(spec.seed * 1_000_003 + step)  # batches depend only on (seed, step): resumable
-    by_target, cls = {}, []
-    for d in dirs:
-        if not (d.behaviour or d.cl): continue
-        sp = d.splits['train']
-        idx = torch.randint(len(sp.iv), (spec.batch_size,), generator=g).to(sp.h_trg.device)
-        h_v = d.intervene(sp.h_trg[idx], sp.h_src[idx])
-        if d.cl: cls.append(cl_loss(h_v, sp.h_cl[idx]))
-        if d.behaviour: by_target.setdefault(d.trg, []).append((sp.iv[idx], h_v))
-    behav = [l for trg, parts in by_target.items() for l in _target_losses(models[trg], spec.sites[trg], parts, spec.stepwise)]
-    if behav and cls: return (1 - spec.epsilon) * torch.stack(behav).mean() + spec.epsilon * torch.stack(cls).mean()
-    return torch.stack(behav or cls).mean()
+    picks = [(d, torch.randint(len(d.splits['train'].iv), (spec.batch_size,), generator=g)) for d in dirs if d.behaviour or d.cl]
+    n_behav, n_cl = sum(d.behaviour for d, _ in picks), sum(d.cl for d, _ in picks)
+    both = n_behav and n_cl  # then ε weighs the two (CLMAS); otherwise ε is not set and not needed
+    w_behav = ((1 - spec.epsilon) if both else 1) / n_behav if n_behav else 0.
+    w_cl = (spec.epsilon if both else 1) / n_cl if n_cl else 0.
+    opt.zero_grad()
+    total = 0.
+    with parametrize.cached():  # the rotations are computed once per step and shared by every target's graph
+        for trg in dict.fromkeys(d.trg for d, _ in picks):
+            loss, parts = 0., []
+            for d, idx in ((d, idx) for d, idx in picks if d.trg == trg):
+                sp = d.splits['train']
+                idx = idx.to(sp.h_trg.device)
+                h_v = d.intervene(sp.h_trg[idx], sp.h_src[idx])
+                if d.cl: loss = loss + w_cl * cl_loss(h_v, sp.h_cl[idx])
+                if d.behaviour: parts.append((sp.iv[idx], h_v))
+            if parts: loss = loss + w_behav * torch.stack(_target_losses(models[trg], spec.sites[trg], parts, spec.stepwise)).sum()
+            loss.backward(retain_graph=True)  # retained: the shared rotations; this target's activations go with `loss`
+            total = total + loss.detach()
+    opt.step()
+    return total
 
 def _target_losses(model, site, parts, stepwise):
     "Behavioural loss of each (interventions, h_v) part, all run through `model` in one patched pass."
@@ -513,9 +526,7 @@ def _train(models, spec: RunSpec, dirs, alignments, checkpoint, progress, start)
     end = state['step'] if state['stopped'] else spec.max_steps  # a run stopped at its threshold has ended
     bar = tqdm(range(state['step'], end), desc=f"{spec.method.name} {'/'.join(spec.names)}", disable=not progress, leave=False)
     for step in bar:
-        with parametrize.cached():
-            loss = _step_loss(models, spec, dirs, step)
-            opt.zero_grad(); loss.backward(); opt.step()
+        loss = train_step(models, spec, dirs, opt, step)
         if (step + 1) % spec.eval_every and step + 1 != spec.max_steps: continue
         valid = {d.name: evaluate_direction(models, spec, d, 'valid')[0] for d in dirs}
         worst = min(valid[d.name] for d in picked)
