@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_mas.ipynb #73491b3d
 from __future__ import annotations
-import copy, math, time
+import copy, inspect, math, time
 from contextlib import contextmanager
 from typing import Callable
 from dataclasses import dataclass, field, fields, replace
@@ -23,8 +23,8 @@ from .files import atomic_write, write_json
 # %% auto #0
 __all__ = ['METHODS', 'READOUT_ROWS', 'Method', 'Split', 'Direction', 'site_latents', 'counterfactual_latents', 'scored_states',
            'cl_loss', 'predictions', 'MASResult', 'mean_se', 'RunSpec', 'make_spec', 'make_alignments', 'init_scales',
-           'model_device', 'build_directions', 'evaluate_direction', 'train_step', 'fit_mas', 'fit_spec',
-           'evaluate_iia', 'plot_curves']
+           'model_device', 'build_directions', 'evaluate_direction', 'train_step', 'fit_mas', 'mas_spec', 'prepare',
+           'fit_spec', 'evaluate_iia', 'plot_curves']
 
 # %% ../nbs/04_mas.ipynb #2455628f
 @dataclass(frozen=True)
@@ -493,18 +493,29 @@ def fit_mas(models,                    # frozen models with the site interface (
     settings = {key: value for key, value in locals().items() if key not in ('models', 'checkpoint', 'progress')}
     return fit_spec(models, make_spec(models, **settings), interventions, checkpoint=checkpoint, progress=progress)
 
-def fit_spec(models, spec: RunSpec, interventions: Callable | None = None, checkpoint=None, progress: bool = True) -> MASResult:
-    "Run `spec` on `models`: what `fit_mas` does once its arguments are checked; reruns a saved result from its config."
-    models = list(models)
+def mas_spec(models, **kwargs) -> RunSpec:
+    "The checked `RunSpec` that `fit_mas(models, **kwargs)` would run (for building a run step by step)."
+    args = inspect.signature(fit_mas).bind(list(models), **kwargs)
+    args.apply_defaults()
+    settings = {k: v for k, v in args.arguments.items() if k not in ('models', 'checkpoint', 'progress')}
+    return make_spec(args.arguments['models'], **settings)
+
+def prepare(models, spec: RunSpec, interventions: Callable | None = None) -> tuple[nn.ModuleList, list]:
+    "The initialised alignments and the directions with their data: what `fit_spec` trains (models frozen by the caller)."
     if (spec.interventions is None) != (interventions is None):
         raise ValueError(f"interventions: pass the custom data exactly when the spec records some (it records {spec.interventions!r})")
-    start = time.perf_counter()
     torch.manual_seed(spec.seed)
     dims = [m.site_dim(s) for m, s in zip(models, spec.sites)]
     alignments = make_alignments(dims, spec).to(model_device(models))  # float32 on the models' device
+    dirs = build_directions(models, alignments, spec, dict(train=spec.n_train, valid=spec.n_valid, test=spec.n_test), interventions)
+    if spec.scale and spec.scale_init == 'norm': init_scales(alignments, dirs, spec)
+    return alignments, dirs
+
+def fit_spec(models, spec: RunSpec, interventions: Callable | None = None, checkpoint=None, progress: bool = True) -> MASResult:
+    "Run `spec` on `models`: what `fit_mas` does once its arguments are checked; reruns a saved result from its config."
+    models, start = list(models), time.perf_counter()
     with _frozen(models):
-        dirs = build_directions(models, alignments, spec, dict(train=spec.n_train, valid=spec.n_valid, test=spec.n_test), interventions)
-        if spec.scale and spec.scale_init == 'norm': init_scales(alignments, dirs, spec)
+        alignments, dirs = prepare(models, spec, interventions)
         return _train(models, spec, dirs, alignments, checkpoint, progress, start)
 
 @contextmanager
