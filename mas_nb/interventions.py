@@ -14,12 +14,15 @@ __all__ = ['Rotation', 'LowRankMap', 'interchange']
 
 # %% ../nbs/03_interventions.ipynb #04968870
 class Rotation(nn.Module):
-    "A scaled rotation `R = c·Q` of `d`-dimensional latents; `forward` maps into the aligned space, `inverse` back."
-    def __init__(self, d: int, scale: bool = True):
+    """A scaled rotation `R = c·Q` of `d`-dimensional latents; `forward` maps into the aligned space, `inverse` back.
+    With `rows=k` only the first k rows of Q exist (a k x d matrix with orthonormal rows): all that Eq. 6 reads."""
+    def __init__(self, d: int, scale: bool = True, rows: int | None = None):
         super().__init__()
-        if not isinstance(d, int) or d < 1: raise ValueError(f"Rotation needs a positive width, got {d!r}")
-        self.d = d
-        self.rot = orthogonal(nn.Linear(d, d, bias=False))
+        if isinstance(d, bool) or not isinstance(d, int) or d < 1: raise ValueError(f"Rotation needs a positive width, got {d!r}")
+        if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or not 1 <= rows <= d):
+            raise ValueError(f"rows must be an integer in 1..{d}, got {rows!r}")
+        self.d, self.rows = d, d if rows is None else rows
+        self.rot = orthogonal(nn.Linear(d, self.rows, bias=False))  # Q: [rows, d], orthonormal rows
         # log-scale: a learnable parameter, or a fixed zero buffer (c = 1) when scale=False
         if scale: self.log_scale = nn.Parameter(torch.zeros(()))
         else: self.register_buffer('log_scale', torch.zeros(()))
@@ -29,10 +32,11 @@ class Rotation(nn.Module):
     @property
     def scale(self) -> torch.Tensor: return self.log_scale.exp()
 
-    def forward(self, h):  # z = c Q h, on row vectors
+    def forward(self, h):  # z = c Q h, on row vectors (the first `rows` aligned coordinates)
         return _check_width(h, self.d) @ self.Q.T * self.scale
 
     def inverse(self, z):  # h = Q^T z / c
+        if self.rows < self.d: raise ValueError(f"a Rotation with {self.rows} of {self.d} rows has no inverse; use interchange")
         return _check_width(z, self.d) @ self.Q / self.scale
 
 def _check_width(h, d):
@@ -63,13 +67,17 @@ class LowRankMap(nn.Module):
 
 # %% ../nbs/03_interventions.ipynb #0afc499c
 def interchange(h_trg, h_src, align_trg, align_src, k: int):
-    "Eq. 6: the target latent with its first `k` aligned coordinates replaced by the source's (any leading dims)."
-    d = min(align_trg.d, align_src.d)
-    if not isinstance(k, int) or not 0 <= k <= d:
-        raise ValueError(f"k must be an integer in 0..{d} (the narrower alignment's width), got {k!r}")
-    if not (torch.isfinite(h_trg).all() and torch.isfinite(h_src).all()):
-        raise ValueError("latents contain NaN or inf; check the model and the intervention data")
-    dtype = h_trg.dtype
-    z_trg, z_src = align_trg(h_trg.float()), align_src(h_src.float())
+    """Eq. 6: the target latent with its first `k` aligned coordinates replaced by the source's (any leading dims),
+    computed on the target's device. Alignments that keep only their first rows use the equivalent form
+    h_t + Q_t,kᵀ (c_s/c_t · Q_s,k h_s − Q_t,k h_t), which reads nothing else."""
+    d = min(align_trg.rows, align_src.rows)
+    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= d:
+        raise ValueError(f"k must be an integer in 0..{d} (the narrower alignment's width or rows), got {k!r}")
+    dtype, h_t = h_trg.dtype, h_trg.float()
+    if align_trg.rows < align_trg.d or align_src.rows < align_src.d:
+        q_t = align_trg.Q[:k]
+        z_s = (h_src.float() @ align_src.Q[:k].T * (align_src.scale / align_trg.scale.to(align_src.scale.device))).to(h_t.device)
+        return (h_t + (z_s - h_t @ q_t.T) @ q_t).to(dtype)
+    z_trg, z_src = align_trg(h_t), align_src(h_src.float()).to(h_t.device)
     z = torch.cat([z_src[..., :k], z_trg[..., k:]], dim=-1)
     return align_trg.inverse(z).to(dtype)

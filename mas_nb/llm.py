@@ -135,24 +135,27 @@ def load_toxicity(source: str, split: str = 'train', path=None) -> TextData:
     return check_nonempty(label_rows(source, ds.to_dict()), f"{source} {split}")
 
 def toxicity_data(sources=('jigsaw', 'hh', 'toxicchat'), paths: dict | None = None, seed: int = 0) -> dict:
-    "Balanced, disjoint `{'train', 'test'}` splits concatenated over `sources` (the paper's fine-tuning and prompt data)."
+    """Balanced, disjoint `{'train', 'test'}` splits over `sources` (the paper's fine-tuning and prompt data): each source's
+    split is balanced on its own, then the sources are combined, so the label says nothing about the source."""
     paths = paths or {}
-    out = {s: TextData.concat([load_toxicity(src, s, paths.get(src)) for src in sources]) for s in ('train', 'test')}
-    out['test'] = disjoint(out['train'], out['test'])
-    return {s: balance(d, seed) for s, d in out.items()}
+    loaded = {src: {s: load_toxicity(src, s, paths.get(src)) for s in ('train', 'test')} for src in sources}
+    train = TextData.concat([d['train'] for d in loaded.values()])  # no test text may occur in any training split
+    return dict(train=TextData.concat([balance(d['train'], seed) for d in loaded.values()]),
+                test=TextData.concat([balance(disjoint(train, d['test']), seed) for d in loaded.values()]))
 
 # %% ../nbs/07_llm.ipynb #fe667e9f
-def load_lm(name_or_path: str = DEFAULT_MODEL, dtype=None, device=None):
-    "(model, tokenizer) from the Hugging Face hub or a local folder, in eval mode."
+def load_lm(name_or_path: str = DEFAULT_MODEL, dtype=None, device=None, device_map=None):
+    """(model, tokenizer) from the Hugging Face hub or a local folder, in eval mode; `device_map` (e.g. 'auto') spreads
+    a model too large for one GPU over several through accelerate (then `device` is not used)."""
     tr = _need('transformers')
     try:
         tok = tr.AutoTokenizer.from_pretrained(name_or_path)
-        model = tr.AutoModelForCausalLM.from_pretrained(name_or_path)
+        model = tr.AutoModelForCausalLM.from_pretrained(name_or_path, **({'device_map': device_map} if device_map else {}))
     except Exception as e:
         raise RuntimeError(f"could not load model {name_or_path!r}: {type(e).__name__}: {e}\nWithout internet access, copy the "
                            f"model folder (config.json, weights, tokenizer files) to this machine and pass its path.") from e
     if dtype is not None: model = model.to(dtype)  # (`from_pretrained`'s dtype keyword changed name across versions)
-    return (model.to(device) if device else model).eval(), tok
+    return (model.to(device) if device and not device_map else model).eval(), tok
 
 def tiny_tokenizer(texts):
     "A word-level tokenizer over `texts` (special tokens `[PAD]` 0, `[UNK]` 1, `[BOS]` 2, `[EOS]` 3), built offline."
@@ -237,7 +240,8 @@ def generate(model, prompts: torch.Tensor, new_tokens: int = 64, batch_size: int
     if len(prompts) == 0: raise ValueError("no prompts to continue")
     model.eval()
     dev = next(model.parameters()).device
-    cfg = tr.GenerationConfig(max_new_tokens=new_tokens, do_sample=False, eos_token_id=None,
+    # eos_token_id=[]: no token ends a sequence (None would be replaced by the model's own EOS, which stops rows early)
+    cfg = tr.GenerationConfig(max_new_tokens=new_tokens, do_sample=False, eos_token_id=[],
                               pad_token_id=model.config.pad_token_id if model.config.pad_token_id is not None else 0)
     out = []
     for s in tqdm(range(0, len(prompts), batch_size), desc=f'generate {name}', disable=not progress, leave=False):

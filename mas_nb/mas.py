@@ -21,10 +21,10 @@ from .interventions import Rotation, LowRankMap, interchange
 from .files import atomic_write, write_json
 
 # %% auto #0
-__all__ = ['METHODS', 'READOUT_ROWS', 'Method', 'Split', 'Direction', 'site_latents', 'counterfactual_latents', 'scored_states',
-           'cl_loss', 'predictions', 'MASResult', 'mean_se', 'RunSpec', 'make_spec', 'make_alignments', 'init_scales',
-           'model_device', 'build_directions', 'evaluate_direction', 'train_step', 'fit_mas', 'mas_spec', 'prepare',
-           'fit_spec', 'evaluate_iia', 'plot_curves']
+__all__ = ['METHODS', 'READOUT_ROWS', 'Method', 'Split', 'Direction', 'site_latents', 'device_of', 'SiteLatents',
+           'counterfactual_latents', 'scored_states', 'cl_loss', 'predictions', 'MASResult', 'mean_se', 'RunSpec',
+           'make_spec', 'make_alignments', 'init_scales', 'build_directions', 'evaluate_direction', 'train_step',
+           'fit_mas', 'mas_spec', 'prepare', 'fit_spec', 'evaluate_iia', 'plot_curves']
 
 # %% ../nbs/04_mas.ipynb #2455628f
 @dataclass(frozen=True)
@@ -70,8 +70,8 @@ METHODS = {m.name: m for m in [
 class Split:
     "One direction's interventions and the frozen latents at their sites."
     iv: Interventions
-    h_src: torch.Tensor   # [n, d_src] at src_pos, or [n, P, d_src] at positions 0..P-1 when stepwise
-    h_trg: torch.Tensor   # likewise for the target at trg_pos
+    h_src: SiteLatents    # [n, d_src] at src_pos, or [n, P, d_src] at positions 0..P-1 when stepwise
+    h_trg: SiteLatents    # likewise for the target at trg_pos
     h_cl: torch.Tensor | None = None  # counterfactual latents (CL losses only); rows without one are NaN
 
 @dataclass
@@ -87,14 +87,43 @@ class Direction:
 
 # %% ../nbs/04_mas.ipynb #cad24266
 @torch.no_grad()
-def site_latents(model, ids, site, pos, stepwise=False, batch_size=1024):
-    "Latents of `model` at `site`: at `pos[i]` per row `[n, d]`, or at positions 0..max(pos) `[n, P, d]` when stepwise."
-    out = []
+def site_latents(model, ids, site, pos, stepwise=False, batch_size=1024, width: int | None = None):
+    "Latents of `model` at `site`: at `pos[i]` per row `[n, d]`, or at positions 0..width-1 (default max(pos)) `[n, P, d]` when stepwise."
+    width, out = width or int(pos.max()) + 1, []
     for s in range(0, len(ids), batch_size):
         h = model.latents(ids[s:s + batch_size], site)
-        p = pos[s:s + batch_size]
-        out.append(h[:, :int(pos.max()) + 1] if stepwise else h[torch.arange(len(p), device=h.device), p])
+        p = pos[s:s + batch_size].to(h.device)
+        out.append(h[:, :width] if stepwise else h[torch.arange(len(p), device=h.device), p])
     return torch.cat(out)
+
+def device_of(model) -> torch.device:
+    "Where a model's parameters live (CPU for a parameter-free model)."
+    return next((p.device for p in model.parameters()), torch.device('cpu'))
+
+class SiteLatents:
+    """The frozen latents of one side of a split, indexed by rows like a tensor: cached on the model's device
+    (`'cached'`), cached in host memory and moved per batch (`'cpu'`), or recomputed per batch without gradients
+    (`'batch'`: the memory of one batch, at the cost of a partial forward pass per batch)."""
+    def __init__(self, model, ids, site: str, pos, stepwise: bool, mode: str = 'cached'):
+        self.model, self.ids, self.site, self.pos, self.stepwise, self.mode = model, ids, site, pos, stepwise, mode
+        self.device, self.width = device_of(model), int(pos.max()) + 1 if stepwise else None
+        self.cache = None if mode == 'batch' else site_latents(model, ids, site, pos, stepwise, width=self.width)
+        if self.cache is not None:
+            if not torch.isfinite(self.cache).all(): raise ValueError(f"latents at site {site!r} contain NaN or inf; check the model")
+            if mode == 'cpu': self.cache = self.cache.cpu()
+
+    def __len__(self): return len(self.ids)
+
+    def __getitem__(self, idx) -> torch.Tensor:
+        if self.mode == 'batch': return site_latents(self.model, self.ids[idx], self.site, self.pos[idx], self.stepwise, width=self.width)
+        return self.cache[idx.to(self.cache.device)].to(self.device, non_blocking=True)
+
+    @torch.no_grad()
+    def mean_norm(self, chunk: int = 1024) -> torch.Tensor:
+        "The mean norm of the latent vectors (every position when stepwise), in chunks of rows."
+        rows = torch.arange(len(self), device=self.ids.device).split(chunk)
+        norms = [self[r].float().norm(dim=-1) for r in rows]
+        return torch.cat([n.flatten() for n in norms]).mean()
 
 @torch.no_grad()
 def counterfactual_latents(model, task, site, cf_vars, seed, n_pool=4000):
@@ -206,6 +235,8 @@ class RunSpec:
     stepwise: bool
     scale: bool
     scale_init: str
+    rotation: str          # 'full': d x d rotations; 'rows': only the k rows Eq. 6 reads
+    latents: str           # where the frozen site latents live: 'cached' on the model's device, 'cpu', or per 'batch'
     n_train: int
     n_valid: int
     n_test: int
@@ -277,6 +308,8 @@ def _check_numbers(s: dict):
         if not isinstance(s[key], bool): raise ValueError(f"{key} must be True or False, got {s[key]!r}")
     if s['select'] not in ('all', 'trained'): raise ValueError(f"select must be 'all' or 'trained', got {s['select']!r}")
     if s['scale_init'] not in ('norm', 'one'): raise ValueError(f"scale_init must be 'norm' or 'one', got {s['scale_init']!r}")
+    if s['rotation'] not in ('full', 'rows'): raise ValueError(f"rotation must be 'full' or 'rows', got {s['rotation']!r}")
+    if s['latents'] not in ('cached', 'cpu', 'batch'): raise ValueError(f"latents must be 'cached', 'cpu' or 'batch', got {s['latents']!r}")
 
 # %% ../nbs/04_mas.ipynb #99a55614
 def make_spec(models, *, tasks, variable, sites, names, values, method, k, rank, inaccessible, epsilon, interventions, **settings) -> RunSpec:
@@ -304,6 +337,7 @@ def make_spec(models, *, tasks, variable, sites, names, values, method, k, rank,
             raise ValueError(f"k={k!r} must be an integer in 1..{min(dims)}, the narrowest site width (widths {dims})")
     if 'rank' in m.options and rank is not None and (isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 1 <= rank <= min(dims)):
         raise ValueError(f"rank={rank!r} must be an integer in 1..{min(dims)}, the narrower site width (widths {dims})")
+    if settings['rotation'] == 'rows' and m.aligner != 'rotation': raise ValueError(f"rotation applies to rotation methods, not {m.name!r}")
     if m.cl and settings['stepwise']: raise ValueError("counterfactual latents are defined for single-position interventions, not stepwise ones")
     if not any(any(m.losses(s, t, inaccessible)) for s, t in m.directions(n)):
         raise ValueError(f"no direction of method {m.name!r} carries a loss with {n} model(s): nothing would train")
@@ -334,19 +368,21 @@ def _describe(interventions) -> dict | str | None:
 # %% ../nbs/04_mas.ipynb #b7bc9b74
 def _seed(*parts) -> np.random.Generator: return np.random.default_rng(np.random.SeedSequence([int(p) for p in parts]))
 
-def make_alignments(dims, spec: RunSpec) -> nn.ModuleList:
-    "One `Rotation` per model, or one `LowRankMap` along the map's direction."
+def make_alignments(dims, spec: RunSpec, devices=None) -> nn.ModuleList:
+    "One `Rotation` per model (on its device), or one `LowRankMap` along the map's direction (on its target's device); float32."
+    devices = devices or ['cpu'] * len(dims)
     if spec.method.aligner == 'map':
         src, trg = spec.method.map_direction(spec.inaccessible)
-        return nn.ModuleList([LowRankMap(dims[src], dims[trg], spec.rank, spec.scale)])
-    return nn.ModuleList([Rotation(d, spec.scale) for d in dims])
+        return nn.ModuleList([LowRankMap(dims[src], dims[trg], spec.rank, spec.scale).to(devices[trg])])
+    rows = spec.k if spec.rotation == 'rows' else None
+    return nn.ModuleList([Rotation(d, spec.scale, rows).to(dev) for d, dev in zip(dims, devices)])
 
 def _intervention_fn(spec: RunSpec, alignments, src, trg):
     "(h_trg, h_src) -> h_v of direction src -> trg: Eq. 6, or the map (its inverse against the map's direction)."
     if spec.method.aligner == 'map':  # the map replaces the whole latent
         T = alignments[0]
-        move = T if (src, trg) == spec.method.map_direction(spec.inaccessible) else T.inverse
-        return lambda h_trg, h_src: move(h_src.float()).to(h_trg.dtype)
+        move, at = T if (src, trg) == spec.method.map_direction(spec.inaccessible) else T.inverse, device_of(T)
+        return lambda h_trg, h_src: move(h_src.float().to(at)).to(h_trg.device, h_trg.dtype)
     return lambda h_trg, h_src: interchange(h_trg, h_src, alignments[trg], alignments[src], spec.k)
 
 @torch.no_grad()
@@ -354,17 +390,14 @@ def init_scales(alignments, dirs, spec: RunSpec):
     """Start the scales so that every model's latents enter the aligned space at one norm: c_i = g / |h_i|, with |h_i|
     the mean norm of model i's training latents and g their geometric mean (a map starts at |h_trg| / |h_src|)."""
     log_norm = {}
-    for d in dirs: log_norm.setdefault(d.trg, d.splits['train'].h_trg.float().norm(dim=-1).mean().log())
+    for d in dirs:
+        if d.trg not in log_norm: log_norm[d.trg] = d.splits['train'].h_trg.mean_norm().log().to(device_of(alignments[0]))
     if spec.method.aligner == 'map':
         src, trg = spec.method.map_direction(spec.inaccessible)
         alignments[0].log_scale.copy_(log_norm[trg] - log_norm[src])
     else:
         g = torch.stack([log_norm[i] for i in range(len(alignments))]).mean()
         for i, a in enumerate(alignments): a.log_scale.copy_(g - log_norm[i])
-
-def model_device(models) -> torch.device:
-    "Where the models' parameters live (CPU for parameter-free models)."
-    return next((p.device for m in models for p in m.parameters()), torch.device('cpu'))
 
 def _on(iv: Interventions, device) -> Interventions:
     "The intervention tensors moved to `device`."
@@ -383,15 +416,15 @@ def _split_data(spec: RunSpec, interventions, src, trg, n, rng, exclude) -> Inte
 
 def build_directions(models, alignments, spec: RunSpec, sizes: dict, interventions: Callable | None = None) -> list[Direction]:
     "Every direction of the run with `sizes[split]` interventions per split, their frozen latents and CL latents."
-    device, dirs = model_device(models), []
+    dirs = []
     for src, trg in spec.method.directions(len(models)):
         behaviour, cl = spec.method.losses(src, trg, spec.inaccessible)
         splits = {}
         for s_i, (split, n) in enumerate(sizes.items()):  # held-out splits repeat no earlier split's interventions
             iv = _split_data(spec, interventions, src, trg, n, _seed(spec.seed, src, trg, s_i, n), [s.iv for s in splits.values()])
-            iv = _on(iv, device)
-            h_src = site_latents(models[src], iv.src_ids, spec.sites[src], iv.src_pos, spec.stepwise)
-            h_trg = site_latents(models[trg], iv.cf_ids, spec.sites[trg], iv.trg_pos, spec.stepwise)
+            iv = _on(iv, device_of(models[trg]))  # the data lives with the model that reads it
+            h_src = SiteLatents(models[src], iv.src_ids, spec.sites[src], iv.src_pos, spec.stepwise, spec.latents)
+            h_trg = SiteLatents(models[trg], iv.cf_ids, spec.sites[trg], iv.trg_pos, spec.stepwise, spec.latents)
             h_cl = (counterfactual_latents(models[trg], spec.tasks[trg], spec.sites[trg], iv.cf_vars, spec.seed)
                     if cl and split == 'train' else None)
             splits[split] = Split(iv, h_src, h_trg, h_cl)
@@ -472,6 +505,8 @@ def fit_mas(models,                    # frozen models with the site interface (
             values=None,               # allowed values of the swapped variable: ints for all models, or one collection (or None) per model
             scale: bool = True,        # learn a scale c_i per alignment (False: c_i = 1)
             scale_init: str = 'norm',  # 'norm': scales start at the inverse of each model's latent norm; 'one': at 1
+            rotation: str = 'full',    # 'full': a d x d rotation per model; 'rows': only the k rows Eq. 6 reads (cheaper for wide latents)
+            latents: str = 'cached',   # frozen latents 'cached' on each model's device, in 'cpu' memory, or recomputed per 'batch'
             n_train: int = 10_000,     # training interventions per direction
             n_valid: int = 1_000,      # validation interventions per direction (disjoint from training)
             n_test: int = 1_000,       # test interventions per direction (disjoint from training and validation)
@@ -506,7 +541,7 @@ def prepare(models, spec: RunSpec, interventions: Callable | None = None) -> tup
         raise ValueError(f"interventions: pass the custom data exactly when the spec records some (it records {spec.interventions!r})")
     torch.manual_seed(spec.seed)
     dims = [m.site_dim(s) for m, s in zip(models, spec.sites)]
-    alignments = make_alignments(dims, spec).to(model_device(models))  # float32 on the models' device
+    alignments = make_alignments(dims, spec, [device_of(m) for m in models])
     dirs = build_directions(models, alignments, spec, dict(train=spec.n_train, valid=spec.n_valid, test=spec.n_test), interventions)
     if spec.scale and spec.scale_init == 'norm': init_scales(alignments, dirs, spec)
     return alignments, dirs

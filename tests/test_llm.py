@@ -162,3 +162,30 @@ def test_bad_input(lm, tok, tmp_path):
     with pytest.raises(ValueError, match='unknown source'): load_toxicity('reddit')
     with pytest.raises(RuntimeError, match='pass its path'): load_lm(str(tmp_path / 'no_model'))
     with pytest.raises(ValueError, match='token ids must lie'): lm.latents(torch.tensor([[len(tok) + 5]]), 'embedding')
+
+
+def test_generations_run_the_full_length_when_the_model_favours_eos(tok):
+    "EOS is just another token: a model whose head always picks EOS still continues for every new token."
+    model = tiny_qwen2(tok, hidden=32, layers=1, heads=2, seed=0)
+    favour = torch.nn.functional.one_hot(torch.tensor(tok.eos_token_id), len(tok)) * 100.
+    model.lm_head.register_forward_hook(lambda mod, inputs, out: out + favour)
+    prompts = torch.randint(4, len(tok), (5, 32), generator=torch.Generator().manual_seed(0))
+    g = generate(model, prompts, new_tokens=64, batch_size=2, progress=False)
+    assert g.ids.shape == (5, 96) and (g.ids[:, 32:] == tok.eos_token_id).all()
+    with torch.no_grad():
+        assert torch.equal(model(g.ids).logits[:, 31:-1].argmax(-1), g.ids[:, 32:])
+
+
+def test_each_source_is_balanced_on_its_own(monkeypatch):
+    "A source that is mostly nontoxic and one that is mostly toxic: after balancing, the label says nothing about the source."
+    import mas_nb.llm as llm
+    texts = lambda src, split, n: [f"{src} {split} {i}" for i in range(n)]
+    data = {('a', 'train'): (texts('a', 'train', 40), [1] * 5 + [0] * 35), ('b', 'train'): (texts('b', 'train', 40), [1] * 30 + [0] * 10),
+            ('a', 'test'): (texts('a', 'test', 20) + ['b train 0'], [1] * 4 + [0] * 16 + [1]), ('b', 'test'): (texts('b', 'test', 20), [1] * 15 + [0] * 5)}
+    monkeypatch.setattr(llm, 'load_toxicity', lambda src, split, path=None: TextData(*data[src, split]))
+    out = llm.toxicity_data(('a', 'b'), seed=0)
+    for split in ('train', 'test'):
+        by_source = {s: [l for t, l in zip(out[split].texts, out[split].labels) if t.startswith(s)] for s in 'ab'}
+        for s, labels in by_source.items(): assert sum(labels) * 2 == len(labels) > 0, (split, s)
+    assert [len(out['train'].texts), len(out['test'].texts)] == [10 + 20, 8 + 10]
+    assert 'b train 0' not in out['test'].texts   # test texts never occur in any training split
