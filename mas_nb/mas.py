@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_mas.ipynb #73491b3d
 from __future__ import annotations
-import copy, inspect, math, time
+import copy, inspect, math, os, time
 from contextlib import contextmanager
 from typing import Callable
 from dataclasses import dataclass, field, fields, replace
@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
+from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
 from .tasks import Task, get_task
 from .counterfactuals import Interventions, make_interventions
@@ -21,10 +22,10 @@ from .interventions import Rotation, LowRankMap, interchange
 from .files import atomic_write, write_json
 
 # %% auto #0
-__all__ = ['METHODS', 'READOUT_ROWS', 'Method', 'Split', 'Direction', 'site_latents', 'device_of', 'SiteLatents',
-           'counterfactual_latents', 'scored_states', 'cl_loss', 'predictions', 'MASResult', 'mean_se', 'RunSpec',
-           'make_spec', 'make_alignments', 'init_scales', 'build_directions', 'evaluate_direction', 'train_step',
-           'fit_mas', 'mas_spec', 'prepare', 'fit_spec', 'evaluate_iia', 'plot_curves']
+__all__ = ['METHODS', 'READOUT_BUDGET', 'Method', 'Split', 'Direction', 'site_latents', 'device_of', 'SiteLatents',
+           'counterfactual_latents', 'scored_states', 'cl_loss', 'predictions', 'token_losses', 'MASResult', 'mean_se',
+           'RunSpec', 'make_spec', 'make_alignments', 'init_scales', 'build_directions', 'evaluate_direction',
+           'Processes', 'train_step', 'fit_mas', 'mas_spec', 'prepare', 'fit_spec', 'evaluate_iia', 'plot_curves']
 
 # %% ../nbs/04_mas.ipynb #2455628f
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ def _state_keys(state):
     return key
 
 # %% ../nbs/04_mas.ipynb #7048d9f4
-READOUT_ROWS = 1024  # output states read out per chunk when only the argmax is needed: memory bounded by chunk x vocabulary
+READOUT_BUDGET = 2**24  # logits (rows x vocabulary) read out at once; more are read out in chunks of this size
 
 def _trim(iv_rows):
     "Columns up to the last scored token of a batch (shorter continuation passes)."
@@ -163,16 +164,28 @@ def scored_states(model, site, ids, mask, pos, h_v, stepwise):
     rows, at = scored.nonzero(as_tuple=True)
     return model.patched_states(ids, site, pos, h_v, stepwise, scored), ids[rows, at + 1], rows
 
-def cl_loss(h_v, h_cl):
-    "Counterfactual-latent loss (Eqs. 11-12), over rows that have a CL latent."
+def cl_loss(h_v, h_cl, count=None):
+    "Counterfactual-latent loss (Eqs. 11-12), averaged over the rows that have a CL latent (or summed and divided by `count`)."
     ok = ~torch.isnan(h_cl).any(-1)
     h_v, h_cl = h_v[ok].float(), h_cl[ok]
-    return (0.5 * (h_v - h_cl).pow(2).sum(-1) - 0.5 * F.cosine_similarity(h_v, h_cl, dim=-1)).mean()
+    x = 0.5 * (h_v - h_cl).pow(2).sum(-1) - 0.5 * F.cosine_similarity(h_v, h_cl, dim=-1)
+    return x.mean() if count is None else x.sum() / count
+
+def _chunk_rows(model) -> int: return max(1, READOUT_BUDGET // model.vocab_size)
 
 @torch.no_grad()
 def predictions(model, states) -> torch.Tensor:
-    "The argmax token of every output state, read out `READOUT_ROWS` states at a time."
-    return torch.cat([model.readout(chunk).argmax(-1) for chunk in states.split(READOUT_ROWS)]) if len(states) else states.new_zeros(0, dtype=torch.long)
+    "The argmax token of every output state, read out in chunks of at most `READOUT_BUDGET` logits."
+    if not len(states): return states.new_zeros(0, dtype=torch.long)
+    return torch.cat([model.readout(chunk).argmax(-1) for chunk in states.split(_chunk_rows(model))])
+
+def token_losses(model, states, target) -> torch.Tensor:
+    """Cross-entropy of every scored token. Beyond `READOUT_BUDGET` logits they are read out chunk by chunk and
+    recomputed in the backward pass, so memory holds one chunk of logits, never all of them."""
+    ce = lambda s, t: F.cross_entropy(model.readout(s).float(), t, reduction='none')
+    rows = _chunk_rows(model)
+    if len(states) <= rows: return ce(states, target)
+    return torch.cat([checkpoint(ce, s, t, use_reentrant=False) for s, t in zip(states.split(rows), target.split(rows))])
 
 # %% ../nbs/04_mas.ipynb #376b0d42
 @dataclass
@@ -434,25 +447,58 @@ def build_directions(models, alignments, spec: RunSpec, sizes: dict, interventio
 
 # %% ../nbs/04_mas.ipynb #dcd3b8c7
 @torch.no_grad()
-def evaluate_direction(models, spec: RunSpec, d: Direction, split='test') -> tuple[float, float]:
-    "(IIA, token accuracy) of direction `d` on one of its splits, `spec.eval_batch_size` interventions at a time."
-    sp, model = d.splits[split], models[d.trg]
-    n_ok, hits, n_tok = 0, 0, 0
+def evaluate_direction(models, spec: RunSpec, d: Direction, split='test', procs: Processes | None = None) -> tuple[float, float]:
+    "(IIA, token accuracy) of direction `d` on one of its splits, `spec.eval_batch_size` interventions at a time (each process its share)."
+    sp, model, procs = d.splits[split], models[d.trg], procs or Processes()
+    counts = torch.zeros(3, dtype=torch.long, device=sp.h_trg.device)  # trials right, tokens right, tokens
     with parametrize.cached():
-        for s in range(0, len(sp.iv), spec.eval_batch_size):
-            idx = torch.arange(s, min(s + spec.eval_batch_size, len(sp.iv)), device=sp.h_trg.device)
+        for idx in procs.share(torch.arange(len(sp.iv), device=sp.h_trg.device)).split(spec.eval_batch_size):
             iv, h_v = sp.iv[idx], d.intervene(sp.h_trg[idx], sp.h_src[idx])
             L = _trim(iv)
             states, target, rows = scored_states(model, spec.sites[d.trg], iv.cf_ids[:, :L], iv.label_mask[:, :L], iv.trg_pos, h_v, spec.stepwise)
             miss = predictions(model, states) != target
-            n_ok += len(idx) - int(torch.zeros(len(idx), device=miss.device).index_add_(0, rows, miss.float()).count_nonzero())
-            hits += int((~miss).sum()); n_tok += len(miss)
+            wrong_rows = torch.zeros(len(idx), device=miss.device).index_add_(0, rows, miss.float()).count_nonzero()
+            counts += torch.stack([len(idx) - wrong_rows, (~miss).sum(), torch.tensor(len(miss), device=miss.device)]).to(counts.device)
+    n_ok, hits, n_tok = procs.sum(counts).tolist()
     return n_ok / len(sp.iv), hits / max(n_tok, 1)
 
-def train_step(models, spec: RunSpec, dirs, opt, step: int) -> torch.Tensor:
+class Processes:
+    """This process's share of a data-parallel run started by `accelerate launch` (with `--multi_gpu` on CPUs too):
+    every process draws the same batches and takes its share of their rows; gradients, losses and counts are summed
+    across processes. Without a launcher: one process and no communication."""
+    def __init__(self):
+        self.state = None
+        if int(os.environ.get('WORLD_SIZE', '1')) > 1:
+            from accelerate import PartialState  # only launched runs need it (the `llm` extra installs it)
+            self.state = PartialState(cpu=not torch.cuda.is_available())  # gloo between CPU processes
+        self.rank, self.world = (self.state.process_index, self.state.num_processes) if self.state else (0, 1)
+
+    @property
+    def main(self) -> bool: return self.rank == 0
+
+    def share(self, rows: torch.Tensor) -> torch.Tensor:
+        "This process's contiguous share of `rows`."
+        return rows if self.world == 1 else torch.tensor_split(rows, self.world)[self.rank]
+
+    def sum(self, t: torch.Tensor) -> torch.Tensor:
+        "`t` summed over the processes."
+        if self.world == 1: return t
+        from accelerate.utils import reduce
+        return reduce(t, 'sum')
+
+    def sum_grads(self, params):
+        "Sum the gradients of `params` over the processes, in one all-reduce."
+        if self.world == 1: return
+        params = [p for p in params if p.grad is not None]
+        flat = self.sum(torch.cat([p.grad.flatten() for p in params]))
+        for p, g in zip(params, flat.split([p.numel() for p in params])): p.grad.copy_(g.view_as(p.grad))
+
+def train_step(models, spec: RunSpec, dirs, opt, step: int, procs: Processes | None = None) -> torch.Tensor:
     """One optimiser step on a batch of `spec.batch_size` interventions per trained direction; returns the loss (detached).
     The loss is (1-ε)·mean(behavioural) + ε·mean(CL), or the mean of whichever exists. Each target model's share is
-    backpropagated as soon as it is computed, so only one target's graph exists at a time (gradients accumulate)."""
+    backpropagated as soon as it is computed, so only one target's graph exists at a time (gradients accumulate).
+    With several processes each takes its share of the rows, and means become sums over the whole batch's counts."""
+    procs = procs or Processes()
     g = torch.Generator().manual_seed(spec.seed * 1_000_003 + step)  # batches depend only on (seed, step): resumable
     picks = [(d, torch.randint(len(d.splits['train'].iv), (spec.batch_size,), generator=g)) for d in dirs if d.behaviour or d.cl]
     n_behav, n_cl = sum(d.behaviour for d, _ in picks), sum(d.cl for d, _ in picks)
@@ -463,21 +509,32 @@ def train_step(models, spec: RunSpec, dirs, opt, step: int) -> torch.Tensor:
     total = 0.
     with parametrize.cached():  # the rotations are computed once per step and shared by every target's graph
         for trg in dict.fromkeys(d.trg for d, _ in picks):
-            loss, parts = 0., []
+            loss, parts, counts = 0., [], []
             for d, idx in ((d, idx) for d, idx in picks if d.trg == trg):
                 sp = d.splits['train']
                 idx = idx.to(sp.h_trg.device)
-                h_v = d.intervene(sp.h_trg[idx], sp.h_src[idx])
-                if d.cl: loss = loss + w_cl * cl_loss(h_v, sp.h_cl[idx])
-                if d.behaviour: parts.append((sp.iv[idx], h_v))
-            if parts: loss = loss + w_behav * torch.stack(_target_losses(models[trg], spec.sites[trg], parts, spec.stepwise)).sum()
+                mine = procs.share(idx)
+                h_v = d.intervene(sp.h_trg[mine], sp.h_src[mine])
+                if d.cl: loss = loss + w_cl * cl_loss(h_v, sp.h_cl[mine], _cl_count(sp, idx, procs))
+                if d.behaviour: parts.append((sp.iv[mine], h_v)); counts.append(_token_count(sp, idx, procs))
+            if parts:
+                loss = loss + w_behav * torch.stack(_target_losses(models[trg], spec.sites[trg], parts, spec.stepwise, counts)).sum()
             loss.backward(retain_graph=True)  # retained: the shared rotations; this target's activations go with `loss`
             total = total + loss.detach()
+    procs.sum_grads(p for group in opt.param_groups for p in group['params'])
     opt.step()
-    return total
+    return procs.sum(total)
 
-def _target_losses(model, site, parts, stepwise):
-    "Behavioural loss of each (interventions, h_v) part, all run through `model` in one patched pass."
+def _token_count(sp: Split, idx, procs: Processes):
+    "Scored tokens in rows `idx` of a split: the denominator of a part's mean over all processes (None: one process)."
+    return None if procs.world == 1 else sp.iv.label_mask[idx][:, 1:].sum()
+
+def _cl_count(sp: Split, idx, procs: Processes):
+    "Rows of `idx` with a CL latent: the denominator of the CL mean over all processes (None: one process)."
+    return None if procs.world == 1 else (~torch.isnan(sp.h_cl[idx]).any(-1)).sum()
+
+def _target_losses(model, site, parts, stepwise, counts=None):
+    "Behavioural loss of each (interventions, h_v) part, all run through `model` in one patched pass: a mean over its tokens (or a sum / `counts`)."
     width = max(_trim(iv) for iv, _ in parts)
     pad = lambda t, w: F.pad(t, (0, w - t.shape[1]))
     ids = torch.cat([pad(iv.cf_ids[:, :width], width) for iv, _ in parts])
@@ -485,10 +542,12 @@ def _target_losses(model, site, parts, stepwise):
     pos = torch.cat([iv.trg_pos for iv, _ in parts])
     h_v = torch.cat([F.pad(h, (0, 0, 0, max(x.shape[1] for _, x in parts) - h.shape[1])) if stepwise else h for _, h in parts])
     states, target, rows = scored_states(model, site, ids, mask, pos, h_v, stepwise)
-    token_loss = F.cross_entropy(model.readout(states).float(), target, reduction='none')
+    token_loss = token_losses(model, states, target)
     sizes = torch.tensor([len(iv) for iv, _ in parts], device=ids.device)
     part = torch.repeat_interleave(torch.arange(len(parts), device=ids.device), sizes)[rows]
-    return list(token_loss.new_zeros(len(parts)).index_add(0, part, token_loss) / torch.bincount(part, minlength=len(parts)).clamp(min=1))
+    if counts is None or counts[0] is None: counts = torch.bincount(part, minlength=len(parts)).clamp(min=1)
+    else: counts = torch.stack(counts).to(ids.device).clamp(min=1)
+    return list(token_loss.new_zeros(len(parts)).index_add(0, part, token_loss) / counts)
 
 # %% ../nbs/04_mas.ipynb #985d83f2
 def fit_mas(models,                    # frozen models with the site interface (`TaskModel`, `HFModel`, ...)
@@ -565,31 +624,33 @@ def _frozen(models):
             for p, g in zip(m.parameters(), grads): p.requires_grad_(g)
 
 def _train(models, spec: RunSpec, dirs, alignments, checkpoint, progress, start) -> MASResult:
+    procs = Processes()
+    if spec.batch_size % procs.world: raise ValueError(f"batch_size={spec.batch_size} must be divisible by the {procs.world} processes")
     opt = torch.optim.Adam(alignments.parameters(), lr=spec.lr)
     picked = [d for d in dirs if spec.select == 'all' or d.behaviour or d.cl]
     state = dict(step=0, history=[], best=-1.0, best_step=0, best_state=copy.deepcopy(alignments.state_dict()), stopped=False)
     if checkpoint is not None and Path(checkpoint).exists(): state = _resume(checkpoint, spec, alignments, opt)
     end = state['step'] if state['stopped'] else spec.max_steps  # a run stopped at its threshold has ended
-    bar = tqdm(range(state['step'], end), desc=f"{spec.method.name} {'/'.join(spec.names)}", disable=not progress, leave=False)
+    bar = tqdm(range(state['step'], end), desc=f"{spec.method.name} {'/'.join(spec.names)}", disable=not progress or not procs.main, leave=False)
     for step in bar:
-        loss = train_step(models, spec, dirs, opt, step)
+        loss = train_step(models, spec, dirs, opt, step, procs)
         if (step + 1) % spec.eval_every and step + 1 != spec.max_steps: continue
-        valid = {d.name: evaluate_direction(models, spec, d, 'valid')[0] for d in dirs}
+        valid = {d.name: evaluate_direction(models, spec, d, 'valid', procs)[0] for d in dirs}
         worst = min(valid[d.name] for d in picked)
         state['history'].append(dict(step=step + 1, loss=loss.item(), valid_iia=valid))
         if worst > state['best']: state.update(best=worst, best_step=step + 1, best_state=copy.deepcopy(alignments.state_dict()))
         state['step'] = step + 1
         bar.set_postfix(loss=f"{loss.item():.3f}", worst=f"{worst:.3f}")
         state['stopped'] = spec.threshold is not None and worst >= spec.threshold
-        if checkpoint is not None: _save_checkpoint(checkpoint, spec, alignments, opt, state)
+        if checkpoint is not None and procs.main: _save_checkpoint(checkpoint, spec, alignments, opt, state)  # one writer
         if state['stopped']: break
     bar.close()
     alignments.load_state_dict(state['best_state'])
-    return _result(models, spec, dirs, alignments, state, time.perf_counter() - start)
+    return _result(models, spec, dirs, alignments, state, time.perf_counter() - start, procs)
 
-def _result(models, spec: RunSpec, dirs, alignments, state, seconds) -> MASResult:
+def _result(models, spec: RunSpec, dirs, alignments, state, seconds, procs=None) -> MASResult:
     "The run's `MASResult`: IIA and token accuracy of every direction on its test split, with the best state loaded."
-    test = {d.name: evaluate_direction(models, spec, d, 'test') for d in dirs}
+    test = {d.name: evaluate_direction(models, spec, d, 'test', procs) for d in dirs}
     return MASResult(method=spec.method.name, variable=tuple(spec.variable), sites=spec.sites, k=spec.k,
                      iia={n: v[0] for n, v in test.items()}, token_acc={n: v[1] for n, v in test.items()},
                      trained=[d.name for d in dirs if d.behaviour or d.cl], best_step=state['best_step'], history=state['history'],
