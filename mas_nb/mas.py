@@ -216,8 +216,8 @@ class MASResult:
         return {**d, 'variable': list(self.variable), 'worst_iia': self.worst_iia, 'mean_iia': self.mean_iia}
 
     def save_json(self, path):
-        "Write `to_dict()` atomically."
-        write_json(path, self.to_dict())
+        "Write `to_dict()` atomically; in a run of several processes only the first writes (all hold the same result)."
+        if int(os.environ.get('RANK', '0')) == 0: write_json(path, self.to_dict())
 
     def table(self) -> str:
         rows = [f"{'direction':>12} {'IIA':>7} {'tokens':>7}  trained"]
