@@ -10,7 +10,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import orthogonal
 
 # %% auto #0
-__all__ = ['Rotation', 'LowRankMap', 'interchange']
+__all__ = ['Rotation', 'OrthonormalRows', 'LowRankMap', 'interchange']
 
 # %% ../nbs/03_interventions.ipynb #04968870
 class Rotation(nn.Module):
@@ -22,7 +22,9 @@ class Rotation(nn.Module):
         if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or not 1 <= rows <= d):
             raise ValueError(f"rows must be an integer in 1..{d}, got {rows!r}")
         self.d, self.rows = d, d if rows is None else rows
-        self.rot = orthogonal(nn.Linear(d, self.rows, bias=False))  # Q: [rows, d], orthonormal rows
+        self.rot = nn.Linear(d, self.rows, bias=False)  # Q: [rows, d], orthonormal rows
+        if self.rows == d: orthogonal(self.rot)
+        else: parametrize.register_parametrization(self.rot, 'weight', OrthonormalRows())
         # log-scale: a learnable parameter, or a fixed zero buffer (c = 1) when scale=False
         if scale: self.log_scale = nn.Parameter(torch.zeros(()))
         else: self.register_buffer('log_scale', torch.zeros(()))
@@ -38,6 +40,13 @@ class Rotation(nn.Module):
     def inverse(self, z):  # h = Q^T z / c
         if self.rows < self.d: raise ValueError(f"a Rotation with {self.rows} of {self.d} rows has no inverse; use interchange")
         return _check_width(z, self.d) @ self.Q / self.scale
+
+class OrthonormalRows(nn.Module):
+    "Parametrisation of a k x d matrix (k < d) with orthonormal rows: the Q factor of a free matrix (a blocked QR, cheap for large d)."
+    def forward(self, W):
+        q, r = torch.linalg.qr(W.T)
+        return (q * torch.sign(torch.diagonal(r))).T  # signs fixed so the map is continuous
+    def right_inverse(self, Q): return Q  # a matrix with orthonormal rows is its own preimage
 
 def _check_width(h, d):
     if h.shape[-1] != d: raise ValueError(f"latent width {h.shape[-1]} does not match the alignment's width {d}")
