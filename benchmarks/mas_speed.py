@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch.nn.utils import parametrize
 
 from mas_nb.checkpoints import cached_model
-from mas_nb.mas import fit_mas, build_directions, make_alignments, make_spec, train_step
+from mas_nb.mas import fit_mas, build_directions, make_alignments, mas_spec, train_step
 from mas_nb.interventions import interchange
 
 BATCH, SEED = 128, 0  # interventions per direction per step, fit_mas's default
@@ -97,10 +97,7 @@ def main():
     print(f"mas_test_worst_iia: {res.worst_iia:.4f}")
     print(f"mas_time_to_0.99_s: {elapsed:.1f}")
 
-    spec = make_spec(models, tasks='multiobject', variable='full', sites='hidden', names=None, values=None, method='mas', k=64,
-                     rank=None, inaccessible=None, epsilon=None, interventions=None, stepwise=False, scale=True, scale_init='norm',
-                     n_train=10_000, n_valid=1, n_test=1, batch_size=BATCH, eval_batch_size=1024, lr=1e-3, max_steps=1,
-                     eval_every=1, threshold=None, select='all', seed=SEED)
+    spec = mas_spec(models, tasks='multiobject', k=64, n_train=10_000, n_valid=1, n_test=1, batch_size=BATCH, seed=SEED)
     alignments = make_alignments([128, 128], spec)
     dirs = build_directions(models, alignments, spec, dict(train=10_000))
     opt = torch.optim.Adam(alignments.parameters(), lr=1e-3)

@@ -37,7 +37,7 @@ class Method:
     aligner: str           # 'rotation': one scaled rotation per model (Eq. 6); 'map': one low-rank map between two models
     trains: str            # behavioural loss on the directions into 'all' models, into the 'accessible' one only, or 'none'
     cl: bool = False       # counterfactual-latent loss on the directions into the inaccessible model
-    options: tuple = ()    # the method options it reads, of: k, rank, inaccessible, epsilon
+    options: tuple = ()    # the method options it reads, of: k, rank, inaccessible, epsilon, cl_l2
 
     def directions(self, n: int) -> list[tuple[int, int]]:
         "The (source, target) model pairs of a run on `n` models: every pair, or the two across a map."
@@ -59,11 +59,11 @@ METHODS = {m.name: m for m in [
     Method('unimas', 'MAS without the behavioural loss into the inaccessible model', (2, 2), 'rotation', 'accessible',
            options=('k', 'inaccessible')),
     Method('clmas', 'UniMAS plus the counterfactual-latent loss into the inaccessible model (Eqs. 10-12)', (2, 2),
-           'rotation', 'accessible', cl=True, options=('k', 'inaccessible', 'epsilon')),
+           'rotation', 'accessible', cl=True, options=('k', 'inaccessible', 'epsilon', 'cl_l2')),
     Method('stitch', 'one rank-r map from the inaccessible model into the other, replacing its whole latent, trained by behaviour',
            (2, 2), 'map', 'accessible', options=('rank', 'inaccessible')),
     Method('latent_stitch', 'one rank-r map into the inaccessible model, trained by the counterfactual-latent loss only',
-           (2, 2), 'map', 'none', cl=True, options=('rank', 'inaccessible')),
+           (2, 2), 'map', 'none', cl=True, options=('rank', 'inaccessible', 'cl_l2')),
 ]}
 
 # %% ../nbs/04_mas.ipynb #42add5a6
@@ -164,11 +164,13 @@ def scored_states(model, site, ids, mask, pos, h_v, stepwise):
     rows, at = scored.nonzero(as_tuple=True)
     return model.patched_states(ids, site, pos, h_v, stepwise, scored), ids[rows, at + 1], rows
 
-def cl_loss(h_v, h_cl, count=None):
-    "Counterfactual-latent loss (Eqs. 11-12), averaged over the rows that have a CL latent (or summed and divided by `count`)."
+def cl_loss(h_v, h_cl, count=None, l2: str = 'sum'):
+    """Counterfactual-latent loss (Eqs. 11-12), averaged over the rows that have a CL latent (or summed and divided by
+    `count`). The L2 term sums the squared differences over dimensions (`l2='sum'`, Eq. 11) or averages them ('mean')."""
     ok = ~torch.isnan(h_cl).any(-1)
     h_v, h_cl = h_v[ok].float(), h_cl[ok]
-    x = 0.5 * (h_v - h_cl).pow(2).sum(-1) - 0.5 * F.cosine_similarity(h_v, h_cl, dim=-1)
+    sq = (h_v - h_cl).pow(2)
+    x = 0.5 * (sq.sum(-1) if l2 == 'sum' else sq.mean(-1)) - 0.5 * F.cosine_similarity(h_v, h_cl, dim=-1)
     return x.mean() if count is None else x.sum() / count
 
 def _chunk_rows(model) -> int: return max(1, READOUT_BUDGET // model.vocab_size)
@@ -245,6 +247,7 @@ class RunSpec:
     rank: int | None       # rank of the map (stitching)
     inaccessible: int | None
     epsilon: float | None  # weight of the counterfactual-latent loss
+    cl_l2: str | None      # the L2 term of the CL loss: 'sum' over dimensions (Eq. 11) or their 'mean'
     stepwise: bool
     scale: bool
     scale_init: str
@@ -325,11 +328,11 @@ def _check_numbers(s: dict):
     if s['latents'] not in ('cached', 'cpu', 'batch'): raise ValueError(f"latents must be 'cached', 'cpu' or 'batch', got {s['latents']!r}")
 
 # %% ../nbs/04_mas.ipynb #99a55614
-def make_spec(models, *, tasks, variable, sites, names, values, method, k, rank, inaccessible, epsilon, interventions, **settings) -> RunSpec:
+def make_spec(models, *, tasks, variable, sites, names, values, method, k, rank, inaccessible, epsilon, cl_l2, interventions, **settings) -> RunSpec:
     "A checked `RunSpec` for `models` from `fit_mas`'s arguments (see its documentation); errors name the bad argument."
     n = len(models)
     if n == 0: raise ValueError("models: give at least one model")
-    m = _method(method, n, dict(k=k, rank=rank, inaccessible=inaccessible, epsilon=epsilon))
+    m = _method(method, n, dict(k=k, rank=rank, inaccessible=inaccessible, epsilon=epsilon, cl_l2=cl_l2))
     _check_numbers(settings)
     sites, variable = [str(s) for s in _per_model(sites, n, 'sites')], _per_model(variable, n, 'variable')
     names = [str(x) for x in _per_model(list(range(n)) if names is None else names, n, 'names')]
@@ -344,6 +347,9 @@ def make_spec(models, *, tasks, variable, sites, names, values, method, k, rank,
     if 'epsilon' in m.options:
         epsilon = 0.5 if epsilon is None else epsilon
         if not (isinstance(epsilon, (int, float)) and 0 <= epsilon <= 1): raise ValueError(f"epsilon must be in [0, 1], got {epsilon!r}")
+    if 'cl_l2' in m.options:
+        cl_l2 = 'sum' if cl_l2 is None else cl_l2
+        if cl_l2 not in ('sum', 'mean'): raise ValueError(f"cl_l2 must be 'sum' or 'mean', got {cl_l2!r}")
     if 'k' in m.options:
         k = min(dims) // 2 if k is None else k
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= min(dims):
@@ -355,7 +361,7 @@ def make_spec(models, *, tasks, variable, sites, names, values, method, k, rank,
     if not any(any(m.losses(s, t, inaccessible)) for s, t in m.directions(n)):
         raise ValueError(f"no direction of method {m.name!r} carries a loss with {n} model(s): nothing would train")
     return RunSpec(m, _tasks(models, tasks, interventions, m, n), variable, sites, names, _value_sets(values, n), k, rank,
-                   inaccessible, epsilon, interventions=_describe(interventions), **settings)
+                   inaccessible, epsilon, cl_l2, interventions=_describe(interventions), **settings)
 
 def _tasks(models, tasks, interventions, m: Method, n: int) -> list:
     "One `Task` per model (its own by default), checked against the model's vocabulary; None for custom data."
@@ -515,7 +521,7 @@ def train_step(models, spec: RunSpec, dirs, opt, step: int, procs: Processes | N
                 idx = idx.to(sp.h_trg.device)
                 mine = procs.share(idx)
                 h_v = d.intervene(sp.h_trg[mine], sp.h_src[mine])
-                if d.cl: loss = loss + w_cl * cl_loss(h_v, sp.h_cl[mine], _cl_count(sp, idx, procs))
+                if d.cl: loss = loss + w_cl * cl_loss(h_v, sp.h_cl[mine], _cl_count(sp, idx, procs), spec.cl_l2)
                 if d.behaviour: parts.append((sp.iv[mine], h_v)); counts.append(_token_count(sp, idx, procs))
             if parts:
                 loss = loss + w_behav * torch.stack(_target_losses(models[trg], spec.sites[trg], parts, spec.stepwise, counts)).sum()
@@ -559,6 +565,7 @@ def fit_mas(models,                    # frozen models with the site interface (
             method: str = 'mas',       # one of `METHODS`
             inaccessible: int | None = None,  # index of the model that takes no behavioural loss (UniMAS, CLMAS, stitching); default 0
             epsilon: float | None = None,     # CLMAS weight of the counterfactual-latent loss, in [0, 1]; default 0.5
+            cl_l2: str | None = None,  # CL methods: the L2 term summed over dimensions ('sum', Eq. 11; default) or averaged ('mean')
             rank: int | None = None,   # rank of the stitching map; default: full
             stepwise: bool = False,    # swap every position 0..t, not just t (embedding sites, language models)
             values=None,               # allowed values of the swapped variable: ints for all models, or one collection (or None) per model
