@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_mas.ipynb #73491b3d
 from __future__ import annotations
-import copy, inspect, math, os, time
+import copy, inspect, itertools, math, os, time
 from contextlib import contextmanager
 from typing import Callable
 from dataclasses import dataclass, field, fields, replace
@@ -257,6 +257,7 @@ class RunSpec:
     n_valid: int
     n_test: int
     batch_size: int
+    micro_batches: int
     eval_batch_size: int
     lr: float
     max_steps: int
@@ -311,7 +312,7 @@ def _method(method, n: int, options: dict) -> Method:
 
 def _check_numbers(s: dict):
     "Clear errors for loop and size settings out of range."
-    for key in ('n_train', 'n_valid', 'n_test', 'batch_size', 'eval_batch_size', 'max_steps', 'eval_every'):
+    for key in ('n_train', 'n_valid', 'n_test', 'batch_size', 'micro_batches', 'eval_batch_size', 'max_steps', 'eval_every'):
         v = s[key]
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1: raise ValueError(f"{key} must be a positive integer, got {v!r}")
     if isinstance(s['seed'], bool) or not isinstance(s['seed'], (int, np.integer)) or s['seed'] < 0:
@@ -511,33 +512,34 @@ def train_step(models, spec: RunSpec, dirs, opt, step: int, procs: Processes | N
     both = n_behav and n_cl  # then ε weighs the two (CLMAS); otherwise ε is not set and not needed
     w_behav = ((1 - spec.epsilon) if both else 1) / n_behav if n_behav else 0.
     w_cl = (spec.epsilon if both else 1) / n_cl if n_cl else 0.
+    whole = procs.world == 1 and spec.micro_batches == 1  # else each piece's loss is a sum over the whole batch's count
     opt.zero_grad()
     total = 0.
     with parametrize.cached():  # the rotations are computed once per step and shared by every target's graph
-        for trg in dict.fromkeys(d.trg for d, _ in picks):
+        for trg, piece in itertools.product(dict.fromkeys(d.trg for d, _ in picks), range(spec.micro_batches)):
             loss, parts, counts = 0., [], []
             for d, idx in ((d, idx) for d, idx in picks if d.trg == trg):
                 sp = d.splits['train']
                 idx = idx.to(sp.h_trg.device)
-                mine = procs.share(idx)
+                mine = torch.tensor_split(procs.share(idx), spec.micro_batches)[piece]
                 h_v = d.intervene(sp.h_trg[mine], sp.h_src[mine])
-                if d.cl: loss = loss + w_cl * cl_loss(h_v, sp.h_cl[mine], _cl_count(sp, idx, procs), spec.cl_l2)
-                if d.behaviour: parts.append((sp.iv[mine], h_v)); counts.append(_token_count(sp, idx, procs))
+                if d.cl: loss = loss + w_cl * cl_loss(h_v, sp.h_cl[mine], None if whole else _cl_count(sp, idx), spec.cl_l2)
+                if d.behaviour: parts.append((sp.iv[mine], h_v)); counts.append(None if whole else _token_count(sp, idx))
             if parts:
                 loss = loss + w_behav * torch.stack(_target_losses(models[trg], spec.sites[trg], parts, spec.stepwise, counts)).sum()
-            loss.backward(retain_graph=True)  # retained: the shared rotations; this target's activations go with `loss`
+            loss.backward(retain_graph=True)  # retained: the shared rotations; this piece's activations go with `loss`
             total = total + loss.detach()
     procs.sum_grads(p for group in opt.param_groups for p in group['params'])
     opt.step()
     return procs.sum(total)
 
-def _token_count(sp: Split, idx, procs: Processes):
-    "Scored tokens in rows `idx` of a split: the denominator of a part's mean over all processes (None: one process)."
-    return None if procs.world == 1 else sp.iv.label_mask[idx][:, 1:].sum()
+def _token_count(sp: Split, idx):
+    "Scored tokens in rows `idx` of a split: the denominator of a part's mean when processes or micro-batches share it."
+    return sp.iv.label_mask[idx][:, 1:].sum()
 
-def _cl_count(sp: Split, idx, procs: Processes):
-    "Rows of `idx` with a CL latent: the denominator of the CL mean over all processes (None: one process)."
-    return None if procs.world == 1 else (~torch.isnan(sp.h_cl[idx]).any(-1)).sum()
+def _cl_count(sp: Split, idx):
+    "Rows of `idx` with a CL latent: the denominator of the CL mean when processes or micro-batches share it."
+    return (~torch.isnan(sp.h_cl[idx]).any(-1)).sum()
 
 def _target_losses(model, site, parts, stepwise, counts=None):
     "Behavioural loss of each (interventions, h_v) part, all run through `model` in one patched pass: a mean over its tokens (or a sum / `counts`)."
@@ -577,6 +579,7 @@ def fit_mas(models,                    # frozen models with the site interface (
             n_valid: int = 1_000,      # validation interventions per direction (disjoint from training)
             n_test: int = 1_000,       # test interventions per direction (disjoint from training and validation)
             batch_size: int = 128,     # interventions per direction in a training step
+            micro_batches: int = 1,    # pieces each step's batch is run in (gradients accumulate): less memory, same step
             eval_batch_size: int = 1024,  # interventions per forward pass when evaluating
             lr: float = 1e-3,          # Adam learning rate
             max_steps: int = 2_000,    # training steps at most

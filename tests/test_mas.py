@@ -199,3 +199,16 @@ def test_held_out_splits_are_disjoint_from_training():
             for k, sp in splits.items()}
     assert len(keys['train']) < 2000   # duplicates within training do occur, so the check can fail
     assert not keys['train'] & keys['valid'] and not keys['train'] & keys['test'] and not keys['valid'] & keys['test']
+
+
+def test_memory_options_leave_the_step_unchanged(grus):
+    "Latents kept in host memory or recomputed per batch, and micro-batches, compute the same step (micro-batches: up to rounding)."
+    kw = dict(variable='full', sites='hidden', k=8, method='clmas', max_steps=4, **FAST)
+    base = fit_mas(grus, 'multiobject', **kw)
+    for option in (dict(latents='cpu'), dict(latents='batch')):
+        other = fit_mas(grus, 'multiobject', **kw, **option)
+        assert other.history == base.history and other.iia == base.iia, option
+    pieces = fit_mas(grus, 'multiobject', **kw, micro_batches=4)
+    assert [h['loss'] for h in pieces.history] == pytest.approx([h['loss'] for h in base.history], rel=1e-5)
+    rows = fit_mas(grus, 'multiobject', **{**kw, 'method': 'mas'}, rotation='rows')
+    assert [tuple(a.Q.shape) for a in rows.alignments] == [(8, 128), (8, 128)] and 0 <= rows.worst_iia <= 1
