@@ -310,6 +310,8 @@ def llm_mas(models,                 # `HFCausalLM`s, `(model, tokenizer)` pairs 
             index_range=(10, 54),   # intervention positions, counted from the end of the prompt
             batch_size: int = 64,   # interventions per direction in a training step
             max_steps: int = 1_000, # training steps at most
+            rotation: str = 'rows', # only the k rows of each rotation Eq. 6 reads: the same function class, cheaper at LLM widths
+            latents: str = 'batch', # latents recomputed per batch (an embedding lookup at the embedding site): memory of one batch
             **kwargs) -> MASResult:
     "Stepwise MAS at `site` between causal LMs, trained on their greedy `generations`; other options as in `fit_mas`."
     models, generations = list(models), list(generations)
@@ -319,7 +321,7 @@ def llm_mas(models,                 # `HFCausalLM`s, `(model, tokenizer)` pairs 
     check_same_vocab(models)
     for m in models: m.module(site)  # unknown site: fail before any work
     return fit_mas(models, variable='tokens', sites=site, k=k, method='mas', stepwise=True, names=names, batch_size=batch_size,
-                   max_steps=max_steps, interventions=TokenInterventions(generations, index_range), **kwargs)
+                   max_steps=max_steps, rotation=rotation, latents=latents, interventions=TokenInterventions(generations, index_range), **kwargs)
 
 # %% ../nbs/07_llm.ipynb #5d291cec
 @dataclass
