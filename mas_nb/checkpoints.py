@@ -81,8 +81,9 @@ def cache_path(task, arch: str, seed: int = 0, width: int = 128, **options) -> P
     (files of older cache versions are not read)."""
     name = _task_name(task)
     if arch not in ARCHS: raise ValueError(f"unknown architecture {arch!r}; valid architectures are {ARCHS}")
-    seed, width = check_n(seed, 'seed', 0), check_n(width, 'width')
-    if width % 2: raise ValueError(f"width must be a positive even integer, got {width}")
+    seed = check_n(seed, 'seed', 0)
+    if isinstance(width, bool) or not isinstance(width, int) or width < 2 or width % 2:
+        raise ValueError(f"width must be a positive even integer, got {width!r}")   # as `make_model` requires
     return cache_dir() / f"{name}-{arch}-w{width}-s{seed}-v{CACHE_VERSION}{_options_key(name, arch, options)}.pt"
 
 @contextmanager

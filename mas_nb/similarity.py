@@ -206,7 +206,7 @@ def model_latents(model, ids: torch.Tensor, site: str, batch_size: int = 1024) -
         with torch.no_grad():
             first = _latents(model, ids[:batch_size].to(device), site)
             n, L, d = *ids.shape, first.shape[2]
-            check_memory(8 * n * L * d, f"the latents of {n} rows of ids ({L} positions, {d} dimensions)", "pass fewer rows of ids")
+            check_memory(8 * n * L * d, f"reading the latents of {n} rows of ids ({L} positions, {d} dimensions)", "pass fewer rows of ids")
             out = np.empty((n, L, d))
             out[:len(first)] = first.cpu().double().numpy()
             for i in range(batch_size, n, batch_size):

@@ -305,6 +305,6 @@ def test_too_large_work_is_refused_before_it_starts(monkeypatch):
         similarity_protocol(model, model, 'multiobject', 'hidden', n_per_quantity=1000, n_samples=20_000)
     assert not hasattr(model, 'rows')                                  # no latent was computed
     ids = torch.ones(1, 60, dtype=torch.long).expand(10 ** 6, 60)
-    with pytest.raises(ValueError, match=r'latents of 1000000 rows of ids .* pass fewer rows'):
+    with pytest.raises(ValueError, match=r'reading the latents of 1000000 rows of ids .* pass fewer rows'):
         model_latents(model, ids, 'hidden', batch_size=100)
     assert model.rows == 100                                           # one batch, to learn the width
