@@ -81,9 +81,8 @@ def cache_path(task, arch: str, seed: int = 0, width: int = 128, **options) -> P
     (files of older cache versions are not read)."""
     name = _task_name(task)
     if arch not in ARCHS: raise ValueError(f"unknown architecture {arch!r}; valid architectures are {ARCHS}")
-    seed = check_n(seed, 'seed', 0)
-    if isinstance(width, bool) or not isinstance(width, int) or width < 2 or width % 2:
-        raise ValueError(f"width must be a positive even integer, got {width!r}")   # as `make_model` requires
+    seed, width = check_n(seed, 'seed', 0), check_n(width, 'width')
+    if width % 2: raise ValueError(f"width must be a positive even integer, got {width}")   # as `make_model` requires
     return cache_dir() / f"{name}-{arch}-w{width}-s{seed}-v{CACHE_VERSION}{_options_key(name, arch, options)}.pt"
 
 @contextmanager
@@ -106,6 +105,6 @@ def cached_model(task, arch: str, seed: int = 0, width: int = 128, progress: boo
     if path.exists(): return load_model(path)
     with _lock(path, progress):
         if path.exists(): return load_model(path)   # trained by another process while this one waited
-        model = train_model(_task_name(task), arch, seed, width, progress=progress, **options)
+        model = train_model(_task_name(task), arch, int(seed), int(width), progress=progress, **options)   # checked by cache_path
         save_model(model, path)
     return model
