@@ -4,12 +4,16 @@
 
 # %% ../nbs/02b_checkpoints.ipynb #2f5ce612
 from __future__ import annotations
-import os
+import hashlib, json, os, sys
+from contextlib import contextmanager
 from pathlib import Path
 import torch
 from .files import atomic_write
 from .models import ARCHS, TaskModel, make_model
-from .training import CRITERION, train_model, _task_name
+from .tasks import check_n
+from .training import CRITERION, TRAIN_DEFAULTS, default_void_p, train_model, training_options, _task_name
+try: import fcntl
+except ImportError: fcntl = None   # Windows: no lock (see `cached_model`)
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'CACHE_VERSION', 'save_model', 'load_model', 'cache_dir', 'cache_path', 'cached_model']
@@ -19,21 +23,41 @@ CHECKPOINT_FORMAT = 'mas_nb.models/1'  # named after the module checkpoints were
 
 def save_model(model: TaskModel, path) -> Path:
     "Atomically write `model` (config, accuracy, weights) to `path`; returns the path."
+    if not isinstance(model, TaskModel): raise TypeError(f"model must be a TaskModel (see make_model), got {type(model).__name__}")
     blob = dict(format=CHECKPOINT_FORMAT, config=dict(model.config), accuracy=dict(model.accuracy), state_dict=model.state_dict())
     return atomic_write(path, lambda f: torch.save(blob, f))
 
+_CONFIG_KEYS = ('task', 'arch', 'width', 'seed')
+
+def _mismatches(config: dict, state_dict: dict) -> list[str]:
+    "How `state_dict` differs from the weights `config` implies, sized on the meta device (nothing is allocated)."
+    with torch.device('meta'): want = {k: tuple(v.shape) for k, v in make_model(**config).state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state_dict.items()}
+    out = [f"{what} weight(s) {sorted(keys)}" for what, keys in (('missing', want.keys() - got), ('unexpected', got.keys() - want)) if keys]
+    return out + [f"{k} has shape {list(got[k])} where the config (width {config['width']}) implies {list(want[k])}"
+                  for k in want if k in got and got[k] != want[k]][:3]
+
 def load_model(path) -> TaskModel:
-    "The model saved at `path`, bit-identical and in eval mode; clear errors for missing or corrupt files."
+    """The model saved at `path`, bit-identical and in eval mode; clear errors for missing or corrupt files. The
+    weights' shapes are checked against the config before the model is built, so a lying config allocates nothing."""
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"no model checkpoint at {path}")
     try: blob = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e: raise ValueError(f"{path} is not a readable mas_nb model checkpoint: {type(e).__name__}: {e}") from e
     if not isinstance(blob, dict) or blob.get('format') != CHECKPOINT_FORMAT or not {'config', 'state_dict'} <= set(blob):
         raise ValueError(f"{path} is not a mas_nb model checkpoint (expected format {CHECKPOINT_FORMAT!r})")
+    config, weights, bad = blob['config'], blob['state_dict'], f"{path} holds an inconsistent checkpoint"
+    if not isinstance(config, dict) or not set(_CONFIG_KEYS) <= set(config):
+        raise ValueError(f"{bad}: its config must be a dict with {list(_CONFIG_KEYS)}, got {list(config) if isinstance(config, dict) else type(config).__name__}")
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise ValueError(f"{bad}: its state_dict must map weight names to tensors")
+    try: errors = _mismatches(config, weights)
+    except Exception as e: raise ValueError(f"{bad}: {type(e).__name__}: {e}") from e
+    if errors: raise ValueError(f"{bad}: {'; '.join(errors)}")
     try:
-        model = make_model(**blob['config'])
-        model.load_state_dict(blob['state_dict'])
-    except Exception as e: raise ValueError(f"{path} holds an inconsistent checkpoint: {type(e).__name__}: {e}") from e
+        model = make_model(**config)
+        model.load_state_dict(weights)
+    except Exception as e: raise ValueError(f"{bad}: {type(e).__name__}: {e}") from e
     model.accuracy = dict(blob.get('accuracy', {}))
     return model.eval()
 
@@ -44,17 +68,43 @@ def cache_dir() -> Path:
 
 CACHE_VERSION = 2  # bumped when the same (task, arch, seed, width) would train a different model (2: per-arch init seeds)
 
-def cache_path(task, arch: str, seed: int = 0, width: int = 128) -> Path:
-    "Where `cached_model` keeps the model for `(task, arch, seed, width)` (files of older cache versions are not read)."
-    if arch not in ARCHS: raise ValueError(f"unknown architecture {arch!r}; valid architectures are {ARCHS}")
-    return cache_dir() / f"{_task_name(task)}-{arch}-w{int(width)}-s{int(seed)}-v{CACHE_VERSION}.pt"
+def _options_key(task: str, arch: str, options: dict) -> str:
+    "'' for the default training, else '-o' and a hash of the checked options that change the model."
+    o = training_options(**options)
+    if o['void_p'] == default_void_p(task, arch): o['void_p'] = None
+    if o['criterion'] is not None: o['max_steps'] = TRAIN_DEFAULTS['max_steps']   # only bounds the search
+    changed = {k: v for k, v in o.items() if v != TRAIN_DEFAULTS[k]}
+    return f"-o{hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:10]}" if changed else ''
 
-def cached_model(task, arch: str, seed: int = 0, width: int = 128, **options) -> TaskModel:
-    "The trained model for `(task, arch, seed, width)`: loaded from `cache_path`, or trained (with `options`) and saved."
-    if options.get('criterion', CRITERION) != CRITERION:
-        raise ValueError(f"cached models are trained to the criterion {CRITERION}; call train_model for other criteria")
-    path = cache_path(task, arch, seed, width)
+def cache_path(task, arch: str, seed: int = 0, width: int = 128, **options) -> Path:
+    """Where `cached_model` keeps the model for `(task, arch, seed, width)` trained with `train_model`'s `options`
+    (files of older cache versions are not read)."""
+    name = _task_name(task)
+    if arch not in ARCHS: raise ValueError(f"unknown architecture {arch!r}; valid architectures are {ARCHS}")
+    seed, width = check_n(seed, 'seed', 0), check_n(width, 'width')
+    if width % 2: raise ValueError(f"width must be a positive even integer, got {width}")   # as `make_model` requires
+    return cache_dir() / f"{name}-{arch}-w{width}-s{seed}-v{CACHE_VERSION}{_options_key(name, arch, options)}.pt"
+
+@contextmanager
+def _lock(path: Path, progress: bool):
+    "An exclusive `flock` on `.NAME.lock` beside `path`, held for the block: another process asking for it waits."
+    if fcntl is None: yield; return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), 'a') as f:
+        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if progress: print(f"waiting for another process to train {path.name}", file=sys.stderr)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try: yield
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
+
+def cached_model(task, arch: str, seed: int = 0, width: int = 128, progress: bool = True, **options) -> TaskModel:
+    """The trained model for `(task, arch, seed, width)`: loaded from `cache_path`, or trained with `train_model`'s
+    `options` and saved. Processes asking for the same missing model train it once: the others wait, then load it."""
+    path = cache_path(task, arch, seed, width, **options)
     if path.exists(): return load_model(path)
-    model = train_model(_task_name(task), arch, seed, width, **options)
-    save_model(model, path)
+    with _lock(path, progress):
+        if path.exists(): return load_model(path)   # trained by another process while this one waited
+        model = train_model(_task_name(task), arch, int(seed), int(width), progress=progress, **options)   # checked by cache_path
+        save_model(model, path)
     return model

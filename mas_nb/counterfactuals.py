@@ -4,14 +4,17 @@
 
 # %% ../nbs/01_counterfactuals.ipynb #c1838cc1
 from __future__ import annotations
+import math
 from dataclasses import dataclass
 import numpy as np
 import torch
 from fastcore.basics import patch
+from .files import check_memory
 from .tasks import Task, CountingTask, ArithmeticTask, get_task, as_rng, check_n, MAX_QUANTITY, MAX_VALUE, MAX_OPS
 
 # %% auto #0
-__all__ = ['counterfactual', 'parse_variable', 'choose_positions', 'swap', 'Interventions', 'row_keys', 'make_interventions']
+__all__ = ['DRAW_CHUNK', 'counterfactual', 'parse_variable', 'choose_positions', 'swap', 'Interventions', 'row_keys',
+           'make_interventions']
 
 # %% ../nbs/01_counterfactuals.ipynb #dc82e1dd
 @patch
@@ -58,20 +61,36 @@ def _fit(a, width):
 # %% ../nbs/01_counterfactuals.ipynb #6d30525e
 def _at(a, pos): return np.take_along_axis(a, pos[:, None], 1)[:, 0]
 
+def _is_int(x) -> bool: return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+def _extra_demos(task, state, m) -> np.ndarray:
+    "`extra_demos` checked: a counting task in its demo phase, and a final quantity in 1..MAX_QUANTITY."
+    if not isinstance(task, CountingTask): raise ValueError(f"extra_demos applies to counting tasks, not {task.name}")
+    m = check_n(m, 'extra_demos', 0)
+    if state['phase'][0] != 0: raise ValueError("extra_demos applies in the demo phase, and this state is in the response phase")
+    q = int(state['count'][0]) + m
+    if not 1 <= q <= MAX_QUANTITY: raise ValueError(f"extra_demos={m} makes the quantity {q}, outside 1..{MAX_QUANTITY}")
+    return np.array([m])
+
 def counterfactual(task, prefix: str, seed=0, extra_demos=None, **changes) -> str:
-    "The counterfactual continuation of `prefix` after setting variables at its last token, e.g. `count=5`."
+    """The counterfactual continuation of `prefix` after setting variables at its last token, e.g. `count=5`.
+    `extra_demos` (counting tasks, demo phase) fixes how many demos follow; by default it is drawn."""
     task = get_task(task)
-    ids = np.array([task.encode(prefix)]); pos = np.array([ids.shape[1] - 1])
+    toks = task.encode(prefix)
+    if not toks: raise ValueError("prefix is empty: give at least its first token, e.g. 'B'")
+    ids = np.array([toks]); pos = np.array([ids.shape[1] - 1])
     tr = task._trace(ids)
     state = {k: _at(tr[k], pos) for k in task.state_vars}
+    known = task.state_vars + ('last_value',) * ('last_value' in task.variables)
     for var, val in changes.items():
-        if var == 'last_value' and 'last_value' in task.variables:
+        if var not in known: raise ValueError(f"{task.name} has no variable {var!r}; it has {known}")
+        if not _is_int(val): raise ValueError(f"{var} must be an integer, got {val!r}")
+        if var == 'last_value':
             value = tr['last_value'].copy(); value[0, pos[0]] = val
             state['count'] = _at(task.count_from(tr['phase'], value), pos)
-        elif var in task.state_vars: state[var] = np.array([val])
-        else: raise ValueError(f"{task.name} has no variable {var!r}; it has {task.state_vars + ('last_value',) * ('last_value' in task.variables)}")
+        else: state[var] = np.array([val])
     if not task.is_valid(state).all(): raise ValueError(f"{task.name} cannot be in state {({k: int(v[0]) for k, v in state.items()})}")
-    kw = {} if extra_demos is None else dict(extra_demos=np.array([extra_demos]))
+    kw = {} if extra_demos is None else dict(extra_demos=_extra_demos(task, state, extra_demos))
     return task.decode(task.continue_from(ids, pos, state, as_rng(seed), **kw)[0][0])
 
 # %% ../nbs/01_counterfactuals.ipynb #042b936a
@@ -92,8 +111,8 @@ def parse_variable(variable, src: Task, trg: Task) -> tuple[str, str]:
     return sv, tv
 
 def choose_positions(mask, rng) -> np.ndarray:
-    "One uniformly random True position per row of `mask`, -1 for rows without one."
-    score = np.where(mask, rng.random(mask.shape), -1.0)
+    "One uniformly random True position per row of `mask` (drawn from `rng`, a Generator or seed), -1 for rows without one."
+    score = np.where(mask, as_rng(rng).random(np.shape(mask)), -1.0)
     return np.where(mask.any(1), score.argmax(1), -1)
 
 # %% ../nbs/01_counterfactuals.ipynb #665eb623
@@ -172,6 +191,8 @@ _KEY_COLS = ('src_ids', 'src_pos', 'trg_ids', 'trg_pos', 'cf_ids')
 
 def row_keys(cols: dict) -> np.ndarray:
     "One 64-bit hash per intervention of its sequences and positions (padding does not change it), for de-duplication."
+    missing = [k for k in _KEY_COLS if k not in cols]
+    if missing: raise ValueError(f"cols lacks the column(s) {missing}; row_keys hashes {list(_KEY_COLS)}")
     key = np.zeros(len(cols['src_pos']), dtype=np.uint64)
     for j, k in enumerate(_KEY_COLS):
         a = np.asarray(cols[k]).astype(np.uint64).reshape(len(key), -1)
@@ -185,20 +206,45 @@ def _cat(arrays):
     w = max(a.shape[1] for a in arrays)
     return np.concatenate([_fit(a, w) for a in arrays])
 
+DRAW_CHUNK = 2 ** 17  # candidates drawn in one round at most: bounds a round's working memory
+
+def _allowed(values, sv) -> np.ndarray | None:
+    "`values` as a sorted int array (None: any value), or a clear error."
+    if values is None: return None
+    if sv == 'full': raise ValueError("values= restricts one swapped variable, not 'full'")
+    vals = list(values) if np.iterable(values) and not isinstance(values, (str, bytes)) else None
+    if vals is None or not all(_is_int(v) for v in vals): raise ValueError(f"values must be a collection of integers, got {values!r}")
+    if not vals: raise ValueError("values is empty: no intervention could be drawn")
+    return np.asarray(sorted(vals))
+
+def _excluded(exclude) -> list:
+    "`exclude` as a list of `Interventions`, or a clear error."
+    if exclude is None: return []
+    ex = [exclude] if isinstance(exclude, Interventions) else list(exclude) if isinstance(exclude, (list, tuple)) else [exclude]
+    if not all(isinstance(e, Interventions) for e in ex): raise ValueError(f"exclude must be Interventions or a list of them, got {exclude!r}")
+    return ex
+
+def _check_size(src_task, trg_task, sv, tv, n, stepwise):
+    "Refuse `n` interventions that cannot fit in memory (rows, their concatenation and the tensors), sized by a pilot draw."
+    pilot, _ = _draw(src_task, trg_task, sv, tv, 256, np.random.default_rng(0), stepwise, None)
+    row = sum(a.itemsize * (a.shape[1] if a.ndim == 2 else 1) for a in pilot.values())
+    check_memory(3 * n * row, f"make_interventions with n={n}", "lower n")
+
 def make_interventions(src_task, trg_task, variable, n: int, seed, stepwise: bool = False, values=None, max_rounds: int = 50,
                        exclude: Interventions | list | None = None) -> Interventions:
     """`n` interventions swapping `variable` (a name or a `(source, target)` pair) from `src_task` into `trg_task`.
-    `exclude`: interventions (or a list of them) that none of the new ones may repeat, e.g. the training split."""
+    `exclude`: interventions (or a list of them) that none of the new ones may repeat, e.g. the training split.
+    Candidates are drawn in rounds of up to `DRAW_CHUNK`; `max_rounds` times the rounds `n` needs are tried."""
     src_task, trg_task = get_task(src_task), get_task(trg_task)
     sv, tv = parse_variable(variable, src_task, trg_task)
-    n, rng = check_n(n), as_rng(seed)
-    if values is not None and sv == 'full': raise ValueError("values= restricts one swapped variable, not 'full'")
-    allowed = None if values is None else np.asarray(sorted(values))
-    excluded = [exclude] if isinstance(exclude, Interventions) else list(exclude or [])
+    n, rng, max_rounds = check_n(n), as_rng(seed), check_n(max_rounds, 'max_rounds')
+    if not isinstance(stepwise, (bool, np.bool_)): raise ValueError(f"stepwise must be True or False, got {stepwise!r}")
+    allowed, excluded = _allowed(values, sv), _excluded(exclude)
+    _check_size(src_task, trg_task, sv, tv, n, stepwise)
     seen = np.concatenate([row_keys({k: getattr(e, k).numpy(force=True) for k in _KEY_COLS}) for e in excluded]) if excluded else None
     parts, states, have = [], [], 0
-    for _ in range(max_rounds):
-        part, state = _draw(src_task, trg_task, sv, tv, max(256, 2 * (n - have)), rng, stepwise, allowed)
+    for _ in range(max_rounds * math.ceil(2 * n / DRAW_CHUNK)):
+        part, state = _draw(src_task, trg_task, sv, tv, min(DRAW_CHUNK, max(256, 2 * (n - have))), rng, stepwise, allowed)
         if seen is not None:
             new = ~np.isin(row_keys(part), seen)
             part, state = {k: v[new] for k, v in part.items()}, {k: v[new] for k, v in state.items()}
@@ -206,7 +252,7 @@ def make_interventions(src_task, trg_task, variable, n: int, seed, stepwise: boo
         if have >= n: break
     else:
         raise ValueError(f"found only {have} of {n} valid interventions {src_task.name}:{sv} -> {trg_task.name}:{tv}"
-                         f"{f' with values {sorted(values)}' if values is not None else ''}{' not in exclude' if excluded else ''}"
+                         f"{f' with values {allowed.tolist()}' if values is not None else ''}{' not in exclude' if excluded else ''}"
                          f": the target cannot hold those values{' (or too few distinct interventions exist)' if excluded else ''}")
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a[:n]))
     cols = {k: t(_cat([p[k] for p in parts])) for k in parts[0]}

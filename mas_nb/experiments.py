@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_experiments.ipynb #9a2d2a9a
 from __future__ import annotations
-import json, time
+import json, subprocess, tempfile, time
 from dataclasses import dataclass, asdict, replace
 from itertools import combinations, product
 from pathlib import Path
@@ -14,12 +14,13 @@ from .checkpoints import cached_model
 from .files import atomic_write, write_json
 from .mas import fit_mas, mean_se
 from .similarity import similarity_protocol
+from .tasks import check_n, check_real
 
 # %% auto #0
-__all__ = ['PRESETS', 'LAYERS', 'SWEEP', 'TASKS_3B', 'B6_CONDITIONS', 'EXPERIMENTS', 'Preset', 'get_preset', 'with_sizes',
-           'align', 'seed_pairs', 'summarise', 'new_figure', 'bars', 'fig2ab', 'plot_fig2ab', 'fig2d', 'plot_fig2d',
-           'fig3a', 'plot_fig3a', 'fig3b', 'plot_fig3b', 'arithmetic_b6', 'plot_arithmetic_b6', 'mas_n_models',
-           'iia_matrix', 'plot_mas_n_models', 'reproduce', 'load_result', 'plot_result']
+__all__ = ['PRESETS', 'LAYERS', 'SWEEP', 'TASKS_3B', 'B6_CONDITIONS', 'EXPERIMENTS', 'Preset', 'get_preset', 'check_preset',
+           'with_sizes', 'align', 'seed_pairs', 'summarise', 'new_figure', 'bars', 'fig2ab', 'plot_fig2ab', 'fig2d',
+           'plot_fig2d', 'fig3a', 'plot_fig3a', 'fig3b', 'plot_fig3b', 'arithmetic_b6', 'plot_arithmetic_b6',
+           'mas_n_models', 'iia_matrix', 'plot_mas_n_models', 'reproduce', 'load_result', 'plot_result']
 
 # %% ../nbs/06_experiments.ipynb #05bbcbb7
 @dataclass(frozen=True)
@@ -57,19 +58,43 @@ def get_preset(preset) -> Preset:
     return PRESETS[preset]
 
 # %% ../nbs/06_experiments.ipynb #f3afad9e
+def _seeds(p: Preset, field: str, distinct: bool) -> tuple:
+    "A tuple field of seeds checked: non-empty, non-negative integers (distinct if asked)."
+    s = getattr(p, field)
+    if not isinstance(s, tuple) or not s or (distinct and len(set(s)) < len(s)):
+        raise ValueError(f"{field} must be a non-empty tuple of {'distinct ' if distinct else ''}seeds, got {s!r}")
+    return tuple(check_n(x, f"each of {field}", 0) for x in s)
+
+def check_preset(p: Preset) -> Preset:
+    "`p` if every field is usable, else a clear error naming it: no size may silently give empty or partial results."
+    for f in ('n_train', 'n_valid', 'n_test', 'max_steps', 'eval_every', 'n_per_quantity', 'n_samples', 'n_resamples', 'batch_size'):
+        check_n(getattr(p, f), f)
+    check_n(p.max_pairs, 'max_pairs', 0)
+    seeds, tf_seeds = _seeds(p, 'seeds', True), _seeds(p, 'tf_seeds', False)
+    _seeds(p, 'task_seeds', True)
+    if len(seeds) < 2: raise ValueError(f"seeds must hold at least two seeds (the experiments compare seed pairs), got {seeds}")
+    if len(tf_seeds) > len(seeds): raise ValueError(f"tf_seeds are paired in order with seeds, so at most {len(seeds)} of them, got {tf_seeds}")
+    for f, check in (('ks', lambda k: check_n(k, 'each of ks')), ('epsilons', lambda e: check_real(e, 'each of epsilons', 0, 1))):
+        if not isinstance(getattr(p, f), tuple) or not getattr(p, f): raise ValueError(f"{f} must be a non-empty tuple, got {getattr(p, f)!r}")
+        for x in getattr(p, f): check(x)
+    check_real(p.threshold, 'threshold', 0, 1, open_low=True)
+    return p
+
 def with_sizes(preset, spec: str | None) -> Preset:
-    "`preset` with the fields in `spec` ('field=value ...', tuples comma-separated) replaced."
+    "`preset` with the fields in `spec` ('field=value ...', tuples comma-separated) replaced, checked by `check_preset`."
     p = get_preset(preset)
-    if not spec: return p
+    if not spec: return check_preset(p)
     changes = {}
     for item in spec.split():
         key, _, val = item.partition('=')
         if key not in p.__dataclass_fields__ or key == 'name' or not val:
             raise ValueError(f"sizes are written field=value with a field of Preset (not name), got {item!r}")
-        kind = type(getattr(p, key))
-        try: changes[key] = tuple(kind(x) if kind is not tuple else int(x) for x in val.split(',')) if kind is tuple else kind(val)
-        except ValueError: raise ValueError(f"{key} must be {'comma-separated integers' if kind is tuple else kind.__name__}, got {val!r}") from None
-    return replace(p, **changes)
+        tup, kind = isinstance(getattr(p, key), tuple), float if key in ('epsilons', 'threshold') else int
+        try: changes[key] = tuple(kind(x) for x in val.split(',')) if tup else kind(val)
+        except ValueError:
+            what = f"comma-separated {'numbers' if kind is float else 'integers'}" if tup else kind.__name__
+            raise ValueError(f"{key} must be {what}, got {val!r}") from None
+    return check_preset(replace(p, **changes))
 
 # %% ../nbs/06_experiments.ipynb #ecfff458
 def align(models, p: Preset, names, **kw):
@@ -311,13 +336,30 @@ def _experiment(name):
     if name not in EXPERIMENTS: raise ValueError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
     return EXPERIMENTS[name]
 
-def reproduce(name: str, preset='small', out='results', **kw) -> dict:
-    "Run experiment `name` at `preset`; write `out/NAME.json` and `out/NAME.png`."
-    run, plot, by = _experiment(name)
-    p, start, out = get_preset(preset), time.perf_counter(), Path(out)
-    try: out.mkdir(parents=True, exist_ok=True)  # fail before hours of work, not after
+def _git_tracked(path: Path) -> bool:
+    "Whether git tracks `path` (False where git or a repository is missing)."
+    try: return subprocess.run(['git', 'ls-files', '--error-unmatch', path.name], cwd=path.parent, capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.SubprocessError): return False
+
+def _output_folder(out, names, force: bool) -> Path:
+    "`out` created and shown writable, with none of `names` there tracked by git unless `force`: checked before any work."
+    if isinstance(out, str) and not out.strip(): raise ValueError("out must name a folder, got ''")
+    out = Path(out)
+    try: out.mkdir(parents=True, exist_ok=True); tempfile.TemporaryFile(dir=out).close()
     except OSError as e: raise ValueError(f"cannot write results into {out}: {e.strerror}") from None
+    tracked = [n for n in names if (out / n).is_file() and _git_tracked(out / n)]
+    if tracked and not force:
+        raise ValueError(f"out={out} holds {tracked}, tracked by git (the committed results): pass force=True to overwrite them, or another out")
+    return out
+
+def reproduce(name: str, preset='small', out='results', force: bool = False, **kw) -> dict:
+    """Run experiment `name` at `preset`; write `out/NAME.json` and `out/NAME.png`. Files there that git tracks (the
+    committed `results/`, when run from the repository) are overwritten only with `force=True`."""
+    run, plot, by = _experiment(name)
+    p, start = check_preset(get_preset(preset)), time.perf_counter()
+    out = _output_folder(out, [f"{name}.json", f"{name}.png"], force)   # fail before hours of work, not after
     records = run(p, **kw)
+    if not records: raise ValueError(f"{name} gave no records at this preset; nothing was written")
     result = dict(experiment=name, preset=asdict(p), seconds=round(time.perf_counter() - start, 1),
                   summary=summarise(records, by), records=records)
     write_json(out / f"{name}.json", result)

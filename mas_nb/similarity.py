@@ -9,6 +9,7 @@ from functools import partial
 import numpy as np
 import torch
 from scipy.stats import rankdata
+from .files import check_memory
 from .tasks import CountingTask, MAX_QUANTITY, as_rng, check_n, get_task
 
 # %% auto #0
@@ -61,9 +62,14 @@ def zscore(X: np.ndarray, name: str = 'X') -> np.ndarray:
 # %% ../nbs/05_similarity.ipynb #cbbeb9a3
 RDM_KINDS = ('cosine', 'correlation', 'euclidean')
 
+def _check_rows(n: int, copies: float, what: str, hint: str = "use fewer rows (e.g. similarity_protocol's n_samples)"):
+    "Refuse `what` on `n` rows when its `copies` float64 `[n, n]` arrays cannot fit in the memory available."
+    check_memory(copies * 8 * n * n, f"{what} on {n} rows (about {copies} arrays of {n}x{n} float64)", hint)
+
 def compute_rdm(X, kind: str = 'cosine') -> np.ndarray:
     "The `[N, N]` representational dissimilarity matrix of the rows of `X`: 1 − cosine, 1 − correlation, or Euclidean distance."
     X = as_matrix(X)
+    _check_rows(len(X), 3, 'an RDM')
     if kind == 'cosine': V = unit_rows(X)
     elif kind == 'correlation':
         if X.shape[1] < 2: raise ValueError("the correlation RDM needs at least 2 features")
@@ -96,6 +102,7 @@ def rsa(X, Y, rdm: str = 'cosine', method: str = 'spearman', include_diagonal: b
     "Representational similarity: `method` ('spearman' or 'pearson') correlation of the lower triangles of the two RDMs."
     if method not in ('spearman', 'pearson'): raise ValueError(f"method must be 'spearman' or 'pearson', got {method!r}")
     X, Y = check_pair(X, Y)
+    _check_rows(len(X), 7 if method == 'spearman' else 4, 'rsa')
     i, j = np.tril_indices(len(X), 0 if include_diagonal else -1)
     return _correlate(compute_rdm(X, rdm)[i, j], compute_rdm(Y, rdm)[i, j], method)
 
@@ -106,6 +113,9 @@ def centre_kernel(K: np.ndarray) -> np.ndarray:
 
 def hsic(K: np.ndarray, L: np.ndarray, debiased: bool = False) -> float:
     "HSIC of two `[N, N]` kernels: the paper's biased tr(KHLH)/(N−1)², or the unbiased estimator of Song et al. (2012)."
+    K, L = np.asarray(K), np.asarray(L)
+    if K.ndim != 2 or K.shape[0] != K.shape[1] or L.shape != K.shape:
+        raise ValueError(f"K and L must be square kernels of the same size [N, N], got {K.shape} and {L.shape}")
     N = len(K)
     if not debiased: return float((centre_kernel(K) * L.T).sum() / (N - 1) ** 2)
     K, L = K.copy(), L.copy()
@@ -118,6 +128,7 @@ def kernel_cka(K, L, debiased: bool = False) -> float:
     "HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L)) for two `[N, N]` kernel matrices."
     K, L = check_pair(K, L)
     if K.shape != (len(K), len(K)) or L.shape != K.shape: raise ValueError(f"kernels must be square [N, N], got {K.shape} and {L.shape}")
+    _check_rows(len(K), 4, 'kernel_cka')
     kk, ll = hsic(K, K, debiased), hsic(L, L, debiased)
     for v, name in ((kk, 'K'), (ll, 'L')):
         # a centred kernel with no energy: the representation does not vary (or, unbiased, too few samples to tell)
@@ -130,6 +141,7 @@ def kernel_cka(K, L, debiased: bool = False) -> float:
 def cka(X, Y) -> float:
     "CKA as in the paper (appendix B.5): z-score every feature, cosine-similarity kernels, normalised biased HSIC."
     X, Y = check_pair(X, Y)
+    _check_rows(len(X), 7, 'cka')
     K, L = [(lambda U: U @ U.T)(unit_rows(zscore(M, n), n, 'the cosine kernel (the sample sits at the mean of every feature)'))
             for M, n in ((X, 'X'), (Y, 'Y'))]
     return kernel_cka(K, L)
@@ -138,6 +150,7 @@ def cka(X, Y) -> float:
 def linear_cka(X, Y, debiased: bool = False) -> float:
     "Linear CKA (Kornblith et al. 2019) of column-centred `X` and `Y`; `debiased=True` uses the unbiased HSIC estimator."
     X, Y = check_pair(X, Y)
+    if debiased: _check_rows(len(X), 6, 'the debiased linear_cka')
     X, Y = X - X.mean(0), Y - Y.mean(0)
     for M, name in ((X, 'X'), (Y, 'Y')):
         # individual constant features are harmless here (they are zero after centring); all of them is not
@@ -149,6 +162,7 @@ def linear_cka(X, Y, debiased: bool = False) -> float:
 # %% ../nbs/05_similarity.ipynb #08ee457e
 MEASURES = {'rsa': rsa, 'rsa_pearson': partial(rsa, method='pearson'), 'cka': cka, 'linear_cka': linear_cka,
             'linear_cka_debiased': partial(linear_cka, debiased=True)}
+_COPIES = {'rsa': 7, 'rsa_pearson': 4, 'cka': 7, 'linear_cka': 0, 'linear_cka_debiased': 6}  # [n, n] arrays each holds
 
 # %% ../nbs/05_similarity.ipynb #142d8fcf
 def quantities(task: CountingTask, ids) -> np.ndarray:
@@ -159,8 +173,10 @@ def quantities(task: CountingTask, ids) -> np.ndarray:
 
 def quantity_batch(task, n_per_quantity: int = 15, qs=range(1, MAX_QUANTITY + 1), seed=0, max_rounds: int = 50) -> torch.Tensor:
     "`n_per_quantity` seeded sequences of each quantity in `qs`, ordered by quantity, as a padded `[n, L]` tensor."
-    task, n_per_quantity, qs = get_task(task), check_n(n_per_quantity), list(qs)
-    if not qs or min(qs) < 1 or max(qs) > MAX_QUANTITY: raise ValueError(f"quantities must lie in 1..{MAX_QUANTITY}, got {qs}")
+    task, n_per_quantity = get_task(task), check_n(n_per_quantity, 'n_per_quantity')
+    qs = list(qs) if np.iterable(qs) and not isinstance(qs, str) else [qs]
+    if not qs or not all(isinstance(q, (int, np.integer)) and not isinstance(q, bool) and 1 <= q <= MAX_QUANTITY for q in qs):
+        raise ValueError(f"qs must be quantities (integers) in 1..{MAX_QUANTITY}, got {qs}")
     rng, picked = as_rng(seed), {q: [] for q in qs}
     for _ in range(max_rounds):
         ids = task.sample(4 * n_per_quantity * len(qs), rng)  # ~4x what is needed: one round almost always does
@@ -172,18 +188,32 @@ def quantity_batch(task, n_per_quantity: int = 15, qs=range(1, MAX_QUANTITY + 1)
     return torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=task.pad_id)
 
 # %% ../nbs/05_similarity.ipynb #22d274b8
-def model_latents(model, ids: torch.Tensor, site: str) -> np.ndarray:
-    "`model.latents(ids, site)` as a float64 `[n, L, d]` array, without gradients and in eval mode."
-    was_training = getattr(model, 'training', False)
+def _latents(model, ids, site) -> torch.Tensor:
+    "`model.latents(ids, site)`, its shape checked."
+    lat = model.latents(ids, site)
+    if lat.ndim != 3 or lat.shape[:2] != ids.shape:
+        raise ValueError(f"{type(model).__name__}.latents({site!r}) gave shape {tuple(lat.shape)}, expected [{ids.shape[0]}, {ids.shape[1]}, d]")
+    return lat
+
+def model_latents(model, ids: torch.Tensor, site: str, batch_size: int = 1024) -> np.ndarray:
+    """`model.latents(ids, site)` as a float64 `[n, L, d]` array, `batch_size` rows at a time, without gradients and in
+    eval mode; refused before the output is allocated if it cannot fit in memory."""
+    if not isinstance(ids, torch.Tensor) or ids.dim() != 2: raise ValueError(f"ids must be a tensor [n, L], got {tuple(getattr(ids, 'shape', ()))}")
+    batch_size, was_training = check_n(batch_size, 'batch_size'), getattr(model, 'training', False)
     device = next(iter(model.parameters()), torch.empty(0)).device if isinstance(model, torch.nn.Module) else 'cpu'
     if isinstance(model, torch.nn.Module): model.eval()
     try:
-        with torch.no_grad(): lat = model.latents(ids.to(device), site)
+        with torch.no_grad():
+            first = _latents(model, ids[:batch_size].to(device), site)
+            n, L, d = *ids.shape, first.shape[2]
+            check_memory(8 * n * L * d, f"reading the latents of {n} rows of ids ({L} positions, {d} dimensions)", "pass fewer rows of ids")
+            out = np.empty((n, L, d))
+            out[:len(first)] = first.cpu().double().numpy()
+            for i in range(batch_size, n, batch_size):
+                out[i:i + batch_size] = _latents(model, ids[i:i + batch_size].to(device), site).cpu().double().numpy()
     finally:
         if was_training: model.train()
-    if lat.ndim != 3 or lat.shape[:2] != ids.shape:
-        raise ValueError(f"{type(model).__name__}.latents({site!r}) gave shape {tuple(lat.shape)}, expected [{ids.shape[0]}, {ids.shape[1]}, d]")
-    return lat.detach().cpu().double().numpy()
+    return out
 
 def protocol_latents(model_a, model_b, task, site: str, task_b=None, site_b: str | None = None,
                      n_per_quantity: int = 15, seed=0) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -227,9 +257,12 @@ def similarity_protocol(model_a, model_b, task, site: str, task_b=None, site_b: 
                         n_per_quantity: int = 15, n_samples: int = 1000, n_resamples: int = 10, seed: int = 0,
                         measures=('rsa', 'cka', 'linear_cka')) -> SimilarityResult:
     "The paper's RSA/CKA protocol (§3.6, B.4–B.5): `n_resamples` shared samples of `n_samples` latent rows, with a shuffled null."
+    measures = (measures,) if isinstance(measures, str) else tuple(measures)
     bad = [m for m in measures if m not in MEASURES]
-    if bad: raise ValueError(f"unknown measure(s) {bad}; choose from {list(MEASURES)}")
-    n_samples, n_resamples = check_n(n_samples), check_n(n_resamples)
+    if bad or not measures: raise ValueError(f"unknown measure(s) {bad}; choose from {list(MEASURES)}" if bad else "measures is empty")
+    n_samples, n_resamples = check_n(n_samples, 'n_samples'), check_n(n_resamples, 'n_resamples')
+    check_n(n_per_quantity, 'n_per_quantity'); check_n(seed, 'seed', 0)
+    _check_rows(n_samples, max(_COPIES.get(m, 7) for m in measures), f"similarity_protocol's {list(measures)}", "lower n_samples")
     Xa, Xb, _ = protocol_latents(model_a, model_b, task, site, task_b, site_b, n_per_quantity, seed)
     if n_samples > len(Xa): raise ValueError(f"n_samples={n_samples} exceeds the {len(Xa)} latent rows available; lower it or raise n_per_quantity")
     rng = as_rng(seed)

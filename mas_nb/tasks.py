@@ -4,19 +4,22 @@
 
 # %% ../nbs/00_tasks.ipynb #d69d9204
 from __future__ import annotations
+import math
 import numpy as np
 import torch
+from .files import check_memory
 
 # %% auto #0
-__all__ = ['COUNT_TOKENS', 'MAX_QUANTITY', 'MAX_VALUE', 'MAX_OPS', 'TASKS', 'as_rng', 'Task', 'check_n', 'CountingTask',
-           'ArithmeticTask', 'get_task']
+__all__ = ['COUNT_TOKENS', 'MAX_QUANTITY', 'MAX_VALUE', 'MAX_OPS', 'TASKS', 'as_rng', 'Task', 'check_n', 'check_real',
+           'CountingTask', 'ArithmeticTask', 'get_task']
 
 # %% ../nbs/00_tasks.ipynb #b51b4f4c
 def as_rng(seed) -> np.random.Generator:
-    "A numpy `Generator` from an integer seed, or `seed` itself if it already is one."
+    "A numpy `Generator` from a non-negative integer seed, or `seed` itself if it already is one."
     if isinstance(seed, np.random.Generator): return seed
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int or a numpy Generator, got {seed!r}")
+        raise TypeError(f"seed must be a non-negative int or a numpy Generator, got {seed!r}")
+    if seed < 0: raise ValueError(f"seed must be a non-negative int or a numpy Generator, got {seed!r}")
     return np.random.default_rng(int(seed))
 
 # %% ../nbs/00_tasks.ipynb #fef8b904
@@ -41,6 +44,7 @@ class Task:
 
     def encode(self, text: str) -> list[int]:
         "Ids of the space-separated tokens in `text`."
+        if not isinstance(text, str): raise TypeError(f"text must be a string of space-separated tokens, got {text!r}")
         toks = text.split()
         bad = sorted({t for t in toks if t not in self.vocab})
         if bad: raise ValueError(f"{self.name}: unknown token(s) {bad}; the vocabulary is {list(self.tokens)}")
@@ -64,7 +68,9 @@ class Task:
 
     def sample(self, n: int, seed) -> torch.Tensor:
         "`n` sequences as a `[n, L]` id tensor, padded to the longest."
-        return torch.from_numpy(self._sample(check_n(n), as_rng(seed)))
+        n, rng = check_n(n), as_rng(seed)
+        check_memory(2048 * n, f"sampling n={n} sequences", "lower n")   # ~2 KB a row of working arrays
+        return torch.from_numpy(self._sample(n, rng))
 
     def trace(self, ids) -> dict[str, torch.Tensor]:
         "The causal variables after every position, each `[n, L]` (values at pads are meaningless)."
@@ -78,11 +84,20 @@ class Task:
         "True at positions eligible for an interchange intervention."
         return torch.from_numpy(self._positions(self.as_ids(ids)))
 
-def check_n(n) -> int:
-    "`n` as a positive int, or a clear error."
-    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n <= 0:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+def check_n(n, name: str = 'n', low: int = 1) -> int:
+    "`n` as an int >= `low` (not a bool, float or string), or a clear error naming `name`."
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < low:
+        kind = {1: 'a positive integer', 0: 'a non-negative integer'}.get(low, f"an integer >= {low}")
+        raise ValueError(f"{name} must be {kind}, got {n!r}")
     return int(n)
+
+def check_real(x, name: str, low: float = -math.inf, high: float = math.inf, open_low: bool = False, open_high: bool = False) -> float:
+    "`x` as a finite float in the interval from `low` to `high` (open at either end if asked), or a clear error naming `name`."
+    ok = isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_)) and math.isfinite(x)
+    if not ok or (x <= low if open_low else x < low) or (x >= high if open_high else x > high):
+        span = f"{'(' if open_low or low == -math.inf else '['}{low}, {high}{')' if open_high or high == math.inf else ']'}"
+        raise ValueError(f"{name} must be a finite number in {span}, got {x!r}")
+    return float(x)
 
 # %% ../nbs/00_tasks.ipynb #a288dc4e
 COUNT_TOKENS = ('P', 'B', 'E', 'T', 'Da', 'Db', 'Dc', 'R', 'C', 'V')
@@ -96,8 +111,7 @@ class CountingTask(Task):
 
     def __init__(self, name, demo=('Da', 'Db', 'Dc'), response='R', f=lambda n: n, void_p=0.0):
         super().__init__()
-        if not 0 <= void_p < 1: raise ValueError(f"void_p must be in [0, 1), got {void_p}")
-        self.name, self.f, self.void_p = name, f, float(void_p)
+        self.name, self.f, self.void_p = name, f, check_real(void_p, 'void_p', 0, 1, open_high=True)
         self.demo_ids = np.array([self.vocab[t] for t in demo])
         self.resp_id = self.vocab[response]
         self.max_responses = int(max(f(np.arange(1, MAX_QUANTITY + 1))))

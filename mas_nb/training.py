@@ -4,21 +4,24 @@
 
 # %% ../nbs/02a_training.ipynb #696b85a9
 from __future__ import annotations
+import inspect
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from .tasks import Task, get_task
-from .models import TaskModel, make_model
+from .tasks import Task, get_task, check_n, check_real
+from .models import TaskModel, make_model, check_token_ids
 
 # %% auto #0
-__all__ = ['CRITERION', 'trial_correct', 'trial_accuracy', 'lr_at', 'next_token_loss', 'accuracy_if_meets', 'train_model']
+__all__ = ['CRITERION', 'TRAIN_DEFAULTS', 'trial_correct', 'trial_accuracy', 'lr_at', 'next_token_loss', 'accuracy_if_meets',
+           'default_void_p', 'training_options', 'train_model']
 
 # %% ../nbs/02a_training.ipynb #aef6699b
 @torch.no_grad()
 def trial_correct(model: TaskModel, task, ids: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     "BoolTensor `[n]`: whether every deterministic token of each row is predicted (teacher-forced, argmax)."
     task, was_training = get_task(task), model.training
+    ids, batch_size = check_token_ids(ids, model.vocab_size), check_n(batch_size, 'batch_size')
     det, device = task.deterministic_mask(ids)[:, 1:], model.embed.weight.device
     model.eval()
     try: pred = torch.cat([model(chunk.to(device))[:, :-1].argmax(-1).cpu() for chunk in ids.split(batch_size)])
@@ -32,10 +35,13 @@ def trial_accuracy(model: TaskModel, task, ids: torch.Tensor, batch_size: int = 
 # %% ../nbs/02a_training.ipynb #3611b55e
 def lr_at(step: int, lr: float = 1e-3, warmup: int = 100, decay: float = 0.5, min_lr: float = 1e-7) -> float:
     "Learning rate at optimiser step `step` (from 1): linear warm-up, then `(warmup/step)**decay`, floored at `min_lr`."
+    if not step >= 1: raise ValueError(f"step counts from 1, got {step!r}")
+    if not warmup >= 1: raise ValueError(f"warmup must be a positive number of steps, got {warmup!r}")
     return max(min_lr, lr * min(step / warmup, (warmup / step) ** decay))
 
 def next_token_loss(model: TaskModel, ids: torch.Tensor, det: torch.Tensor | None = None, det_weight: float = 1.) -> torch.Tensor:
     "Mean cross-entropy of every non-pad next token; deterministic tokens (mask `det`) weigh `det_weight`."
+    ids = model.check_ids(ids)
     target = ids[:, 1:]
     keep = target != 0
     feats = model.features(ids[:, :-1])[keep]          # the head runs only where there is a target
@@ -49,6 +55,7 @@ CRITERION = 0.9999
 
 def accuracy_if_meets(model, task, ids, criterion: float, chunk: int = 1000) -> float | None:
     "Trial accuracy on `ids` if it is >= `criterion`, else None, stopping at the first chunk that rules it out."
+    criterion, chunk = check_real(criterion, 'criterion', 0, 1, open_low=True), check_n(chunk, 'chunk')
     allowed, errors = int((1 - criterion) * len(ids) + 1e-9), 0
     for part in ids.split(chunk):
         errors += int((~trial_correct(model, task, part)).sum())
@@ -57,17 +64,36 @@ def accuracy_if_meets(model, task, ids, criterion: float, chunk: int = 1000) -> 
 
 def _task_name(task) -> str: return task.name if isinstance(task, Task) else get_task(task).name
 
+def default_void_p(task: str, arch: str) -> float:
+    "The void-token probability `train_model` uses by default: 0.2 for a Multi-Object transformer, else 0."
+    return 0.2 if arch == 'transformer' and task == 'multiobject' else 0.
+
+def training_options(**options) -> dict:
+    "`train_model`'s keyword options with the defaults filled in, each checked (a clear error naming it) and normalised."
+    unknown = sorted(set(options) - set(TRAIN_DEFAULTS))
+    if unknown: raise TypeError(f"unknown training option(s) {unknown}; train_model takes {sorted(TRAIN_DEFAULTS)}")
+    o = {**TRAIN_DEFAULTS, **options}
+    for k in ('max_steps', 'batch_size', 'warmup', 'n_valid', 'check_every', 'probe_size'): o[k] = check_n(o[k], k)
+    o['lr'] = check_real(o['lr'], 'lr', 0, open_low=True)
+    o['min_lr'] = check_real(o['min_lr'], 'min_lr', 0, o['lr'])
+    o['decay'] = check_real(o['decay'], 'decay', 0)
+    o['det_weight'] = check_real(o['det_weight'], 'det_weight', 0, open_low=True)
+    if o['void_p'] is not None: o['void_p'] = check_real(o['void_p'], 'void_p', 0, 1, open_high=True)
+    if o['criterion'] is not None: o['criterion'] = check_real(o['criterion'], 'criterion', 0, 1, open_low=True)
+    return o
+
 def train_model(task, arch: str, seed: int = 0, width: int = 128, *, max_steps: int = 20_000, batch_size: int = 128,
                 lr: float = 1e-3, warmup: int = 100, decay: float = 0.5, min_lr: float = 1e-7, det_weight: float = 1.,
                 void_p: float | None = None, criterion: float | None = CRITERION, n_valid: int = 10_000,
                 check_every: int = 100, probe_size: int = 1000, progress: bool = True) -> TaskModel:
     """Train an `arch` model on `task` until trial accuracy >= `criterion` on fresh training and validation sequences.
     `void_p` (default 0.2 for a Multi-Object transformer, else 0) selects the void-token training variant.
-    With `criterion=None`, train exactly `max_steps` steps. Returns the model in eval mode, with `.accuracy`."""
-    name = _task_name(task)
-    for k, v in dict(max_steps=max_steps, batch_size=batch_size, n_valid=n_valid, check_every=check_every, probe_size=probe_size).items():
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{k} must be a positive integer, got {v!r}")
-    if void_p is None: void_p = 0.2 if arch == 'transformer' and name == 'multiobject' else 0.
+    With `criterion=None`, train exactly `max_steps` steps. Returns the model in eval mode, with `.accuracy`.
+    Every argument is checked before any work."""
+    args = dict(locals())
+    name, seed = _task_name(task), check_n(seed, 'seed', 0)
+    training_options(**{k: args[k] for k in TRAIN_DEFAULTS})
+    if void_p is None: void_p = default_void_p(name, arch)
     eval_task = get_task(name)
     train_task = get_task(name, void_p=void_p) if void_p else eval_task
     model = make_model(name, arch, seed, width, train_void_p=void_p)
@@ -100,3 +126,5 @@ def train_model(task, arch: str, seed: int = 0, width: int = 128, *, max_steps: 
     bar.close()
     model.accuracy = dict(acc, steps=step)
     return model.eval()
+
+TRAIN_DEFAULTS = {k: p.default for k, p in inspect.signature(train_model).parameters.items() if p.kind is p.KEYWORD_ONLY and k != 'progress'}

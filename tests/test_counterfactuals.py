@@ -127,3 +127,16 @@ def test_bad_input(args, kwargs, message):
         make_interventions(*args, n=10, seed=0, **kwargs)
     with pytest.raises(ValueError, match="positive integer"):
         make_interventions('multiobject', 'multiobject', 'count', n=0, seed=0)
+
+
+def test_large_batches_are_drawn_in_bounded_rounds(monkeypatch):
+    "With small rounds the batch is still complete, valid and seeded; a batch that cannot fit is refused up front."
+    import mas_nb.counterfactuals as cf, mas_nb.files as files
+    monkeypatch.setattr(cf, 'DRAW_CHUNK', 1024)
+    a, b = (cf.make_interventions('multiobject', 'multiobject', 'count', 3000, seed=4) for _ in range(2))
+    assert len(a) == 3000 and torch.equal(a.cf_ids, b.cf_ids) and torch.equal(a.src_ids, b.src_ids)
+    count = get_task('multiobject').trace(a.src_ids)['count'].gather(1, a.src_pos[:, None])[:, 0]
+    assert torch.equal(a.cf_vars['count'], count)
+    monkeypatch.setattr(files, 'available_memory', lambda: 2 ** 30)
+    with pytest.raises(ValueError, match=r"make_interventions with n=10000000 needs about .* GiB .* lower n"):
+        cf.make_interventions('multiobject', 'multiobject', 'count', 10 ** 7, seed=0)

@@ -248,8 +248,43 @@ def test_bad_checkpoints_fail_clearly(tmp_path):
     with pytest.raises(ValueError, match="cut.pt"): load_model(tmp_path / 'cut.pt')
     blob = torch.load(good, weights_only=True); blob['config']['width'] = 32
     torch.save(blob, tmp_path / 'wrong.pt')
-    with pytest.raises(ValueError, match="wrong.pt holds an inconsistent checkpoint") as err: load_model(tmp_path / 'wrong.pt')
-    assert isinstance(err.value.__cause__, RuntimeError)   # load_state_dict's size mismatch
+    with pytest.raises(ValueError, match=r"wrong.pt holds an inconsistent checkpoint: embed.weight has shape \[10, 16\] "
+                                         r"where the config \(width 32\) implies \[10, 32\]"):
+        load_model(tmp_path / 'wrong.pt')
+    blob['config']['width'] = 16; del blob['state_dict']['rnn.bias_hh_l0']; blob['state_dict']['extra'] = torch.zeros(1)
+    torch.save(blob, tmp_path / 'keys.pt')
+    with pytest.raises(ValueError, match=r"missing weight\(s\) \['rnn.bias_hh_l0'\]; unexpected weight\(s\) \['extra'\]"):
+        load_model(tmp_path / 'keys.pt')
+    del blob['config']['arch']; torch.save(blob, tmp_path / 'config.pt')
+    with pytest.raises(ValueError, match=r"its config must be a dict with \['task', 'arch', 'width', 'seed'\]"):
+        load_model(tmp_path / 'config.pt')
+
+
+LOAD_UNDER_A_MEMORY_CAP = """
+import re, resource, sys
+from pathlib import Path
+import torch
+from mas_nb.checkpoints import load_model
+load_model(sys.argv[1])   # warm up: what loading any checkpoint costs
+vm = int(re.search(r'VmSize:\\s+(\\d+)', Path('/proc/self/status').read_text())[1]) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (vm + 2 ** 30,) * 2)   # 1 GiB more address space, no more
+try: load_model(sys.argv[2])
+except ValueError as e: print('refused:', e)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists('/proc/self/status'), reason='reads the address space from /proc')
+def test_a_lying_config_allocates_nothing(tmp_path):
+    "A small checkpoint whose config claims width 8192 (2.9 GB of weights) is refused within 1 GiB of address space."
+    import subprocess, sys
+    good = save_model(tiny('gru'), tmp_path / 'good.pt')
+    blob = torch.load(good, weights_only=True); blob['config']['width'] = 8192
+    torch.save(blob, tmp_path / 'huge.pt')
+    assert (tmp_path / 'huge.pt').stat().st_size < 100_000
+    r = subprocess.run([sys.executable, '-c', LOAD_UNDER_A_MEMORY_CAP, str(good), str(tmp_path / 'huge.pt')], capture_output=True,
+                       text=True, env={**os.environ, 'PYTHONPATH': os.pathsep.join(sys.path)})
+    assert r.returncode == 0, r.stderr
+    assert 'refused:' in r.stdout and 'implies [10, 8192]' in r.stdout
 
 
 def test_cached_model_trains_once(tmp_path, monkeypatch):
@@ -268,7 +303,60 @@ def test_cached_model_trains_once(tmp_path, monkeypatch):
     assert torch.equal(first(ids), again(ids))
     cached_model('multiobject', 'gru', seed=3, width=16)
     assert len(calls) == 2
-    with pytest.raises(ValueError, match="criterion"): cached_model('multiobject', 'gru', criterion=0.5)
+    with pytest.raises(ValueError, match="criterion must be a finite number"): cached_model('multiobject', 'gru', criterion=1.5)
+    with pytest.raises(TypeError, match=r"unknown training option\(s\) \['nope'\]"): cached_model('multiobject', 'gru', 2, 16, nope=1)
+    assert len(calls) == 2
+
+
+def test_training_options_are_part_of_the_cache_name(tmp_path, monkeypatch):
+    "Options that change the model get their own file; the default name only ever holds the default training."
+    monkeypatch.setenv('MAS_NB_CACHE', str(tmp_path))
+    default = cache_path('multiobject', 'gru', 0, 16)
+    assert default.name == f'multiobject-gru-w16-s0-v{checkpoints.CACHE_VERSION}.pt'
+    same = [cache_path('multiobject', 'gru', 0, 16, **o) for o in (dict(max_steps=99), dict(void_p=0), dict(lr=1e-3), dict(criterion=0.9999))]
+    assert same == [default] * 4
+    other = {cache_path('multiobject', 'gru', 0, 16, **o) for o in (dict(lr=2e-3), dict(criterion=None), dict(criterion=None, max_steps=5),
+                                                                    dict(det_weight=2), dict(n_valid=500))}
+    assert len(other) == 5 and default not in other and all(p.name.startswith(default.stem + '-o') for p in other)
+    assert cache_path('multiobject', 'transformer', 0, 16, void_p=0.2) == cache_path('multiobject', 'transformer', 0, 16)
+    quick = dict(criterion=None, max_steps=2, progress=False)
+    a = cached_model('multiobject', 'gru', 0, 16, **quick)
+    assert [p.name for p in tmp_path.glob('*.pt')] == [cache_path('multiobject', 'gru', 0, 16, criterion=None, max_steps=2).name]
+    assert not default.exists()   # a 2-step model is not saved under the paper's name
+    monkeypatch.setattr(checkpoints, 'train_model', lambda *a, **k: pytest.fail('the cached model was trained again'))
+    b = cached_model('multiobject', 'gru', 0, 16, **quick)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    for bad, match in ((dict(seed=1.7), 'seed'), (dict(seed='1'), 'seed'), (dict(seed=True), 'seed'), (dict(seed=-1), 'seed'),
+                       (dict(width=128.9), 'width'), (dict(width=15), 'width'), (dict(lr=float('nan')), 'lr')):
+        with pytest.raises(ValueError, match=f"{match} must be"): cached_model('multiobject', 'gru', **bad)
+
+
+CACHE_CLIENT = """
+import sys, time
+import mas_nb.checkpoints as ck
+real = ck.train_model
+def slow_train(*a, **k):
+    print('training', flush=True); time.sleep(float(sys.argv[1])); return real(*a, **k)
+ck.train_model = slow_train
+m = ck.cached_model('multiobject', 'gru', 5, 16, criterion=None, max_steps=3, progress=True)
+print('loaded', float(sum(p.double().sum() for p in m.parameters())), flush=True)
+"""
+
+
+def test_two_processes_train_a_missing_model_once(tmp_path):
+    "The second process waits on the lock while the first trains, then loads the saved model."
+    import subprocess, sys
+    env = {**os.environ, 'MAS_NB_CACHE': str(tmp_path), 'PYTHONPATH': os.pathsep.join(sys.path)}
+    start = lambda pause: subprocess.Popen([sys.executable, '-c', CACHE_CLIENT, pause], stdout=subprocess.PIPE,
+                                           stderr=subprocess.PIPE, text=True, env=env)
+    first = start('4')
+    assert first.stdout.readline().strip() == 'training'   # the first holds the lock
+    second = start('0')
+    out = [p.communicate(timeout=300) for p in (first, second)]
+    assert [p.returncode for p in (first, second)] == [0, 0], [e for _, e in out]
+    assert 'training' not in out[1][0] and 'waiting for another process to train' in out[1][1]
+    assert out[0][0].split()[-1] == out[1][0].split()[-1]   # the same weights
+    assert len(list(tmp_path.glob('*.pt'))) == 1
 
 
 # --- old import paths -----------------------------------------------------------------------------------

@@ -271,3 +271,40 @@ def test_protocol_result():
     with pytest.raises(ValueError, match='exceeds'): similarity_protocol(a, b, 'multiobject', 'hidden', n_per_quantity=1)
     with pytest.raises(ValueError, match='unknown measure'):
         similarity_protocol(a, b, 'multiobject', 'hidden', measures=('rsa', 'procrustes'), **kw)
+
+
+# --- memory -------------------------------------------------------------------------------------
+
+def test_model_latents_in_batches_equal_one_pass():
+    from mas_nb.similarity import model_latents
+    model, ids = StandIn(8, 0), quantity_batch('multiobject', 2, seed=0)
+    whole = model.latents(ids, 'hidden').detach().double().numpy()
+    for batch_size in (1, 7, 40, 10_000):
+        np.testing.assert_allclose(model_latents(model, ids, 'hidden', batch_size=batch_size), whole, rtol=1e-5, atol=1e-6)   # float32 rounding
+    with pytest.raises(ValueError, match='batch_size must be a positive integer'): model_latents(model, ids, 'hidden', batch_size=0)
+
+
+class Counting(StandIn):
+    "A stand-in that records the rows it was asked for."
+    def latents(self, ids, site):
+        self.rows = getattr(self, 'rows', 0) + len(ids)
+        return super().latents(ids, site)
+
+
+def test_too_large_work_is_refused_before_it_starts(monkeypatch):
+    import mas_nb.files as files
+    from mas_nb.similarity import model_latents
+    monkeypatch.setattr(files, 'available_memory', lambda: 2 ** 30)   # 1 GiB free
+    X = np.random.default_rng(0).normal(size=(12_000, 3))
+    for f in (lambda X: rsa(X, X), lambda X: rsa(X, X, method='pearson'), lambda X: cka(X, X), compute_rdm,
+              lambda X: linear_cka(X, X, debiased=True)):
+        with pytest.raises(ValueError, match=r'on 12000 rows .* needs about .* GiB of memory but 1\.0 GiB is available'): f(X)
+    assert linear_cka(X, X) == pytest.approx(1)                        # linear in the rows: never refused
+    model = Counting(16, 0)
+    with pytest.raises(ValueError, match=r"similarity_protocol's \['rsa', 'cka', 'linear_cka'\] on 20000 rows .* lower n_samples"):
+        similarity_protocol(model, model, 'multiobject', 'hidden', n_per_quantity=1000, n_samples=20_000)
+    assert not hasattr(model, 'rows')                                  # no latent was computed
+    ids = torch.ones(1, 60, dtype=torch.long).expand(10 ** 6, 60)
+    with pytest.raises(ValueError, match=r'reading the latents of 1000000 rows of ids .* pass fewer rows'):
+        model_latents(model, ids, 'hidden', batch_size=100)
+    assert model.rows == 100                                           # one batch, to learn the width

@@ -85,7 +85,7 @@ def test_encode_decode_roundtrip_and_pads():
 @pytest.mark.parametrize('call,message', [
     (lambda: get_task('counting'), "valid tasks are"),
     (lambda: get_task('modulo', void_p=0.2), "does not take options"),
-    (lambda: get_task('multiobject', void_p=1.5), "void_p must be in"),
+    (lambda: get_task("multiobject", void_p=1.5), "void_p must be a finite number"),
     (lambda: get_task('multiobject').encode("B Dx T"), "unknown token"),
     (lambda: get_task('arithmetic').encode("B 3 21"), "unknown token"),
     (lambda: get_task('multiobject').decode([1, 10]), "must lie in 0..9"),
