@@ -216,11 +216,12 @@ def demo(out: str = 'demo_out',  # folder for results.json and figure.png
 def reproduce(experiment: str,           # fig2ab, fig2d, fig3a, fig3b, arithmetic_b6 or mas_n_models
               preset: str = 'small',     # small (minutes), medium (the committed results/) or paper (the paper's sizes)
               out: str = 'results',      # folder for EXPERIMENT.json and EXPERIMENT.png
-              sizes: str = None):        # change preset fields, e.g. "max_steps=100 seeds=0,1,2"
+              sizes: str = None,         # change preset fields, e.g. "max_steps=100 seeds=0,1,2"
+              force: bool = False):      # overwrite result files that git tracks in --out (the committed results/)
     "Run one of the paper's experiments at a preset size; print its summary, write EXPERIMENT.json and .png."
     from mas_nb import experiments
     experiments.get_preset(preset)  # name the bad preset before the bad sizes
-    res = experiments.reproduce(experiment, experiments.with_sizes(preset, sizes), out)
+    res = experiments.reproduce(experiment, experiments.with_sizes(preset, sizes), out, force=force)
     for row in res['summary']:
         keys = '  '.join(f"{v}" for k, v in row.items() if k not in ('mean', 'se', 'n'))
         _say(f"{keys:<45} {row['mean']:.3f} ± {row['se']:.3f}  (n={row['n']})")
@@ -285,7 +286,7 @@ def main(argv: list[str] | None = None):
     func = COMMANDS[argv[0]]
     args = vars(command_parser(func, prog=f"mas-nb {argv[0]}").parse_args(canonical_flags(argv[1:])))
     try: func(**args); return 0  # commands return results to Python callers; the shell gets an exit status
-    except (ValueError, RuntimeError, OSError) as e:  # expected failures: one clear line and exit 2, no traceback
+    except (ValueError, TypeError, RuntimeError, OSError) as e:  # expected failures: one clear line and exit 2, no traceback
         print(f"mas-nb {argv[0]}: error: {_reason(e)}", file=sys.stderr); sys.exit(2)
     except KeyboardInterrupt:
         print(f"mas-nb {argv[0]}: interrupted", file=sys.stderr); sys.exit(130)

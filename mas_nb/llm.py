@@ -15,6 +15,7 @@ from .counterfactuals import Interventions
 from .mas import MASResult, fit_mas, mean_se
 from .hf import HFCausalLM
 from .files import atomic_write, write_json
+from .tasks import as_rng
 
 # %% auto #0
 __all__ = ['DEFAULT_MODEL', 'JIGSAW_COLUMNS', 'SOURCES', 'GROUPS', 'TextData', 'check_nonempty', 'balance', 'split_data',
@@ -60,7 +61,7 @@ def balance(data: TextData, seed: int = 0) -> TextData:
     check_nonempty(data)
     tox, non = np.flatnonzero(data.labels == 1), np.flatnonzero(data.labels == 0)
     if not len(tox) or not len(non): raise ValueError(f"cannot balance {data!r}: one class is missing")
-    m, rng = min(len(tox), len(non)), np.random.default_rng(seed)
+    m, rng = min(len(tox), len(non)), as_rng(seed)
     keep = np.concatenate([rng.choice(tox, m, replace=False), rng.choice(non, m, replace=False)])
     return data.take(np.sort(keep))
 
@@ -69,7 +70,7 @@ def split_data(data: TextData, test_frac: float = 0.2, seed: int = 0) -> tuple[T
     check_nonempty(data)
     if not 0 < test_frac < 1: raise ValueError(f"test_frac must be in (0, 1), got {test_frac}")
     uniq = sorted(set(data.texts))
-    rng = np.random.default_rng(seed)
+    rng = as_rng(seed)
     test = set(rng.permutation(len(uniq))[:max(1, round(test_frac * len(uniq)))].tolist())
     in_test = {t for i, t in enumerate(uniq) if i in test}
     is_test = np.array([t in in_test for t in data.texts])
@@ -205,6 +206,8 @@ def finetune(model, tokenizer, texts, *, max_length: int = 128, lr: float = 5e-4
 # %% ../nbs/07_llm.ipynb #30b300aa
 def make_prompts(tokenizer, texts, prompt_len: int = 32):
     "The first `prompt_len` tokens of every text that has that many: (LongTensor [n, prompt_len], kept indices)."
+    if isinstance(prompt_len, bool) or not isinstance(prompt_len, int) or prompt_len < 1:
+        raise ValueError(f"prompt_len must be a positive integer, got {prompt_len!r}")
     enc = tokenizer(list(texts))['input_ids']
     keep = [i for i, e in enumerate(enc) if len(e) >= prompt_len]
     if not keep: raise ValueError(f"no text has at least {prompt_len} tokens ({len(enc)} texts): use longer texts or a shorter prompt_len")
@@ -274,7 +277,7 @@ class TokenInterventions:
                     checksum=[int(g.ids.sum()) for g in self.gens])
 
     def __call__(self, src: int, trg: int, n: int, seed: int) -> Interventions:
-        rng = np.random.default_rng(seed)
+        rng = as_rng(seed)
         S, T = self.gens[src].ids, self.gens[trg].ids
         a, b = torch.from_numpy(rng.integers(len(S), size=n)), torch.from_numpy(rng.integers(len(T), size=n))
         pos = self.prompt_len + torch.from_numpy(rng.integers(self.index_range[0], self.index_range[1] + 1, size=n))

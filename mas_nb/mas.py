@@ -688,6 +688,7 @@ def _resume(path, spec: RunSpec, alignments, opt) -> dict:
 def evaluate_iia(models, result: MASResult, n: int = 1_000, seed: int = 1, interventions: Callable | None = None) -> dict:
     "IIA and token accuracy of a fitted `result`'s alignments on `n` fresh interventions per direction."
     models, fitted_on = list(models), result.config.get('interventions')
+    if len(models) != len(result.config['sites']): raise ValueError(f"models: the result aligned {len(result.config['sites'])} models, got {len(models)}")
     if (fitted_on is None) != (interventions is None):
         raise ValueError("interventions: pass them exactly when the run was fitted with custom interventions"
                          f" (this one {'was' if fitted_on is not None else 'was not'})")

@@ -299,6 +299,7 @@ class TransformerModel(TaskModel):
 def make_model(task, arch: str, seed: int = 0, width: int = 128, train_void_p: float = 0.0, vocab_size: int | None = None) -> TaskModel:
     "An untrained `arch` model (one of `ARCHS`) for `task` (a name or `Task`), initialised from `seed`."
     if arch not in ARCHS: raise ValueError(f"unknown architecture {arch!r}; valid architectures are {ARCHS}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0: raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     t = get_task(task.name if isinstance(task, Task) else task)
     if vocab_size not in (None, t.vocab_size): raise ValueError(f"task {t.name!r} has {t.vocab_size} tokens, not {vocab_size}")
     cls = TransformerModel if arch == 'transformer' else RNNModel

@@ -100,11 +100,15 @@ def train_model(task, arch: str, seed: int = 0, width: int = 128, *, max_steps: 
     rng = np.random.default_rng([seed, 1])
     valid = eval_task.sample(n_valid, np.random.default_rng([seed, 2])) if criterion is not None else None
     opt, probe = torch.optim.Adam(model.parameters(), lr=lr_at(1, lr, warmup, decay, min_lr)), float('nan')
-    bar = tqdm(range(1, max_steps + 1), desc=f"{arch} {name} seed {seed}", disable=not progress, leave=False)
+    # training stops at the criterion, usually long before max_steps: no total, so no misleading time estimate
+    goal = f"to trial accuracy {criterion}" if criterion is not None else f"{max_steps} steps"
+    bar = tqdm(total=None if criterion is not None else max_steps, desc=f"{arch} {name} seed {seed}, {goal}", unit='step',
+               disable=not progress)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # dropout
         model.train()
-        for step in bar:
+        for step in range(1, max_steps + 1):
+            bar.update()
             for g in opt.param_groups: g['lr'] = lr_at(step, lr, warmup, decay, min_lr)
             ids = train_task.sample(batch_size, rng)
             det = train_task.deterministic_mask(ids) if det_weight != 1 else None
@@ -116,6 +120,7 @@ def train_model(task, arch: str, seed: int = 0, width: int = 128, *, max_steps: 
             if probe < 1: continue
             acc = dict(train=accuracy_if_meets(model, train_task, train_task.sample(n_valid, rng), criterion))
             acc['valid'] = accuracy_if_meets(model, eval_task, valid, criterion) if acc['train'] else None
+            bar.set_postfix(loss=f"{loss.item():.4f}", probe=f"{probe:.4f}", train=acc['train'], valid=acc['valid'])
             if acc['valid']: break
         else:
             if criterion is not None:
