@@ -1,7 +1,8 @@
 """Memory of language-model MAS at the paper model's shapes, per phase, measured beside a formula for each.
 
-    .venv/bin/python benchmarks/llm_memory.py --layers 1 2 --batch 8 16 --rows 16 --n-train 64   (CPU, fp32: a check)
-    python benchmarks/llm_memory.py --layers 28 --batch 16 128 --device cuda --dtype bf16       (a GPU: the real thing)
+    .venv/bin/python benchmarks/llm_memory.py --layers 1 2 --batch 8 16 --rows 8 --gen-batch 8 --n-train 64 \
+        --n-valid 8 --n-test 4 --eval-batch 8 2>/dev/null    (CPU, fp32: checks the formulas; 25 min on a busy 2-core CPU)
+    python benchmarks/llm_memory.py --layers 28 --batch 16 128 --device cuda --dtype bf16 --latents batch   (a GPU)
 
 Two random `Qwen2ForCausalLM`s with the shapes of DeepSeek-R1-Distill-Qwen-1.5B (hidden d = 1536, 12 heads, 2 KV heads
 of 128, intermediate I = 8960, vocab V = 151 936, untied head; L layers) go through the toxicity study's phases:

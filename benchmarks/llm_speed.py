@@ -31,14 +31,15 @@ Options the trainer is getting (`rotation='full'|'rows'`, `latents='cached'|'cpu
 `mas_spec` when this mas_nb has them (`--rotation full,rows --latents batch` runs one "ours" per combination);
 without them the script runs the default path and says so.
 
-Run:  .venv/bin/python benchmarks/llm_speed.py                       (about 10 minutes on a quiet 2-core CPU)
+Run:  .venv/bin/python benchmarks/llm_speed.py 2>/dev/null     (stderr carries torch.profiler's start/stop notes)
       .venv/bin/python benchmarks/llm_speed.py --vocab 32000 --steps 2 --rounds 2   (a quick look)
+With --steps 2 --rounds 2 it took 17 minutes on a busy 2-core CPU (a pyvene step at vocab 151 936: 16 s there).
 pyvene: `pip install pyvene==0.1.8` (in the dev extra; it leaves torch and transformers as they are). Without it the
 pyvene lines are skipped with a message.
 Threading follows the environment (printed); on a shared machine use OMP_WAIT_POLICY=PASSIVE.
 """
 import os
-import argparse, gc, inspect, itertools, time
+import argparse, contextlib, gc, inspect, io, itertools, time
 
 import torch
 import torch.nn.functional as F
@@ -341,7 +342,7 @@ def main():
     pyvene_ok = False
     if not args.no_pyvene:
         try:
-            import pyvene  # noqa: F401
+            with contextlib.redirect_stdout(io.StringIO()): import pyvene  # noqa: F401  (it prints a note about nnsight)
             pyvene_ok = True
         except ImportError:
             print("pyvene: not installed (pip install pyvene==0.1.8); its lines are skipped")
