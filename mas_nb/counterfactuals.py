@@ -230,8 +230,16 @@ def _check_size(src_task, trg_task, sv, tv, n, stepwise):
     row = sum(a.itemsize * (a.shape[1] if a.ndim == 2 else 1) for a in pilot.values())
     check_memory(3 * n * row, f"make_interventions with n={n}", "lower n")
 
-def make_interventions(src_task, trg_task, variable, n: int, seed, stepwise: bool = False, values=None, max_rounds: int = 50,
-                       exclude: Interventions | list | None = None) -> Interventions:
+def make_interventions(src_task,                # the task of the source sequences (a name or `Task`)
+                       trg_task,                # the task of the target sequences
+                       variable,                # a variable of both, or a (source, target) pair such as ('count', 'rem_ops')
+                       n: int,                  # interventions to draw
+                       seed,                    # an int or a numpy Generator
+                       stepwise: bool = False,  # swap every position 0..t (embedding sites), not just t
+                       values=None,             # allowed values of the swapped variable (None: any)
+                       max_rounds: int = 50,    # rounds of drawing before giving up on rare values
+                       exclude: Interventions | list | None = None,  # interventions none of the new ones may repeat
+                      ) -> Interventions:
     """`n` interventions swapping `variable` (a name or a `(source, target)` pair) from `src_task` into `trg_task`.
     `exclude`: interventions (or a list of them) that none of the new ones may repeat, e.g. the training split.
     Candidates are drawn in rounds of up to `DRAW_CHUNK`; `max_rounds` times the rounds `n` needs are tried."""

@@ -352,7 +352,11 @@ def _output_folder(out, names, force: bool) -> Path:
         raise ValueError(f"out={out} holds {tracked}, tracked by git (the committed results): pass force=True to overwrite them, or another out")
     return out
 
-def reproduce(name: str, preset='small', out='results', force: bool = False, **kw) -> dict:
+def reproduce(name: str,           # one of `EXPERIMENTS`
+              preset='small',      # a `Preset` or its name: 'small', 'medium' or 'paper'
+              out='results',       # folder for NAME.json and NAME.png (created if missing)
+              force: bool = False, # overwrite files there that git tracks (the committed results/)
+              **kw) -> dict:       # passed on to the experiment (e.g. `tasks=` of fig3b)
     """Run experiment `name` at `preset`; write `out/NAME.json` and `out/NAME.png`. Files there that git tracks (the
     committed `results/`, when run from the repository) are overwritten only with `force=True`."""
     run, plot, by = _experiment(name)

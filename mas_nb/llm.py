@@ -352,7 +352,12 @@ def _summary(records) -> dict:
         if x: out[g] = dict(zip(('mean', 'se'), mean_se(x)), n=len(x))
     return out
 
-def toxicity_study(toxic: dict, nontoxic: dict, generations: dict, site: str = 'embedding', progress: bool = True, **mas_kw) -> StudyResult:
+def toxicity_study(toxic: dict,              # {name: model} of the models fine-tuned on toxic text
+                   nontoxic: dict,           # {name: model} of those fine-tuned on nontoxic text
+                   generations: dict,        # {name: Generations} of every model, from the same prompts
+                   site: str = 'embedding',  # the site of every model
+                   progress: bool = True,    # show a bar over the model pairs
+                   **mas_kw) -> StudyResult: # options of `llm_mas` (sizes, steps, k, ...)
     "MAS on every pair of `toxic` and `nontoxic` models (`{name: model}`), with `generations` `{name: Generations}`."
     kind = {**{n: 'toxic' for n in toxic}, **{n: 'nontoxic' for n in nontoxic}}
     if len(kind) != len(toxic) + len(nontoxic): raise ValueError("a model name is both toxic and nontoxic")

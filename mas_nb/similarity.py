@@ -253,9 +253,18 @@ def _summary(vals: list[float], null: list[float]) -> dict:
                 values=[float(v) for v in vals], null_values=[float(v) for v in null])
 
 # %% ../nbs/05_similarity.ipynb #81da5d0a
-def similarity_protocol(model_a, model_b, task, site: str, task_b=None, site_b: str | None = None,
-                        n_per_quantity: int = 15, n_samples: int = 1000, n_resamples: int = 10, seed: int = 0,
-                        measures=('rsa', 'cka', 'linear_cka')) -> SimilarityResult:
+def similarity_protocol(model_a,                   # the first model
+                        model_b,                   # the second model
+                        task,                      # the counting task whose sequences both read (model a's)
+                        site: str,                 # model a's site
+                        task_b=None,               # model b's task, if it differs
+                        site_b: str | None = None, # model b's site, if it differs
+                        n_per_quantity: int = 15,  # sequences per object quantity 1..20
+                        n_samples: int = 1000,     # latent rows per resample (excluding pad and E positions)
+                        n_resamples: int = 10,     # resamples averaged
+                        seed: int = 0,             # seeds the sequences, the samples and the shuffled null
+                        measures=('rsa', 'cka', 'linear_cka'),  # which scores to compute
+                       ) -> SimilarityResult:
     "The paper's RSA/CKA protocol (§3.6, B.4–B.5): `n_resamples` shared samples of `n_samples` latent rows, with a shuffled null."
     measures = (measures,) if isinstance(measures, str) else tuple(measures)
     bad = [m for m in measures if m not in MEASURES]

@@ -82,10 +82,25 @@ def training_options(**options) -> dict:
     if o['criterion'] is not None: o['criterion'] = check_real(o['criterion'], 'criterion', 0, 1, open_low=True)
     return o
 
-def train_model(task, arch: str, seed: int = 0, width: int = 128, *, max_steps: int = 20_000, batch_size: int = 128,
-                lr: float = 1e-3, warmup: int = 100, decay: float = 0.5, min_lr: float = 1e-7, det_weight: float = 1.,
-                void_p: float | None = None, criterion: float | None = CRITERION, n_valid: int = 10_000,
-                check_every: int = 100, probe_size: int = 1000, progress: bool = True) -> TaskModel:
+def train_model(task,                   # the task (a name or `Task`)
+                arch: str,              # 'gru', 'lstm' or 'transformer'
+                seed: int = 0,          # seeds the initialisation (with task and arch), the data and dropout
+                width: int = 128,       # latent width
+                *,
+                max_steps: int = 20_000,  # steps at most (training stops at the criterion, usually far earlier)
+                batch_size: int = 128,  # fresh sequences per step
+                lr: float = 1e-3,       # peak learning rate (Adam)
+                warmup: int = 100,      # steps of linear warm-up
+                decay: float = 0.5,     # after warm-up the rate falls as (warmup / step) ** decay
+                min_lr: float = 1e-7,   # floor of the learning rate
+                det_weight: float = 1., # weight of the deterministic tokens in the loss
+                void_p: float | None = None,  # void-token probability of the training variant (default 0.2 for a Multi-Object transformer)
+                criterion: float | None = CRITERION,  # trial accuracy to reach on fresh training and validation sequences (None: run max_steps)
+                n_valid: int = 10_000,  # sequences of each accuracy check at the criterion
+                check_every: int = 100, # steps between quick probes of the trial accuracy
+                probe_size: int = 1000, # sequences of a quick probe
+                progress: bool = True,  # show a progress bar
+               ) -> TaskModel:
     """Train an `arch` model on `task` until trial accuracy >= `criterion` on fresh training and validation sequences.
     `void_p` (default 0.2 for a Multi-Object transformer, else 0) selects the void-token training variant.
     With `criterion=None`, train exactly `max_steps` steps. Returns the model in eval mode, with `.accuracy`.
