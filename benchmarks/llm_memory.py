@@ -28,7 +28,8 @@ P = 32 + 54 + 1 = 87 stepwise latent positions, k = d/2):
   the larger of the backward's two peaks: one chunk of scored-only logits c V x 12 (fp32; 14 in bf16: the float32
   log-softmax output kept for the backward, its gradient and the logits' gradient), c = min(m, READOUT_BUDGET / V)
   scored states (110 at V = 151 936 with the trainer's 2^24 budget; m, about R x 31, if it reads out all at once), or
-  one layer's gradients 3 R S I b. (The training-step line also prints the saved graph measured exactly with autograd's
+  one layer's gradients 3 R S I b. With `--recompute-layers` the graph keeps only each layer's input, L R S d b, and
+  the backward adds the graph of the one layer it recomputes. (The training-step line also prints the saved graph measured exactly with autograd's
   saved-tensor hooks beside the sum of the first three terms.)
 - evaluation (no gradients; E rows a pass): the intervened latents E P d b, plus the largest stage: the interchange
   E P d (5 x 4 full, 3 x 4 rows, + 2 b for the fetched latents), a decoder layer 3 E S I b + 4 E S d b + E S d 4 (MLP,
@@ -37,7 +38,7 @@ P = 32 + 54 + 1 = 87 stepwise latent positions, k = d/2):
 A phase's total is the models, plus the latents held on the device, plus that phase's peak.
 """
 import os
-import argparse, gc, itertools, sys, time
+import argparse, gc, itertools, sys, time, warnings
 from dataclasses import dataclass, replace
 
 import torch
@@ -96,19 +97,24 @@ def logit_rows(sh: Shape, m):
     "Scored states whose logits exist at once: a chunk of READOUT_BUDGET logits when the trainer reads out in chunks."
     return min(m, max(1, READOUT_BUDGET // sh.V)) if READOUT_BUDGET else m
 
-def f_saved(sh: Shape, b, B, rotation, k, dirs_per_target=2):
-    "What one target's pass keeps for its backward: the decoder layers, the interchanges, the rotation."
+def f_layer_graph(sh: Shape, b, R):
+    "What one decoder layer keeps for its backward, R rows."
+    return R * S * (3 * sh.I * b + 2 * sh.d * 4 + 2 * (sh.d + sh.d_kv) * b)
+
+def f_saved(sh: Shape, b, B, rotation, k, dirs_per_target=2, recompute=False):
+    """What one target's pass keeps for its backward: the decoder layers (with `recompute`, only each layer's input
+    R S d b), the interchanges, the rotation."""
     R = dirs_per_target * B
-    per_layer_token = 3 * sh.I * b + 2 * sh.d * 4 + 2 * (sh.d + sh.d_kv) * b
-    return dict(graph=sh.layers * R * S * per_layer_token, interchange=dirs_per_target * f_interchange(sh, b, B, rotation, k),
+    return dict(graph=sh.layers * (R * S * sh.d * b if recompute else f_layer_graph(sh, b, R)), interchange=dirs_per_target * f_interchange(sh, b, B, rotation, k),
                 rotation=12 * sh.d**2 * 4 if rotation == 'full' else 4 * k * sh.d * 4)
 
-def f_train(sh: Shape, b, B, m, rotation, k, dirs_per_target=2):
+def f_train(sh: Shape, b, B, m, rotation, k, dirs_per_target=2, recompute=False):
     """One target's pass: what its graph keeps, the hidden stream, plus the larger of the two peaks of its backward
     (a chunk of logits and their gradients at the head first, then one decoder layer's gradients at a time)."""
     R = dirs_per_target * B
-    parts = dict(f_saved(sh, b, B, rotation, k, dirs_per_target), stream=4 * R * S * sh.d * b,
-                 logits=logit_rows(sh, m) * sh.V * (12 if b == 4 else 14), backward=3 * R * S * sh.I * b)
+    parts = dict(f_saved(sh, b, B, rotation, k, dirs_per_target, recompute), stream=4 * R * S * sh.d * b,
+                 logits=logit_rows(sh, m) * sh.V * (12 if b == 4 else 14),
+                 backward=3 * R * S * sh.I * b + (f_layer_graph(sh, b, R) if recompute else 0))  # + the layer being recomputed
     return sum(parts.values()) - min(parts['logits'], parts['backward']), parts
 
 def f_eval(sh: Shape, b, E, m_E, rotation):
@@ -178,6 +184,26 @@ class SavedGraph:
     def largest(self) -> int: return max(sum(g.values()) for g in self.groups)
 
 
+class DeviceWaits:
+    """On CUDA, the calls in a `with` block that make the host wait for the device (`torch.cuda.set_sync_debug_mode`):
+    `.where` lists each one's source line. Elsewhere `.where` is None: there is nothing to wait for."""
+    def __init__(self, device): self.cuda, self.where = torch.device(device).type == 'cuda', None
+
+    def __enter__(self):
+        if self.cuda:
+            self.record = warnings.catch_warnings(record=True)
+            self.got = self.record.__enter__()
+            warnings.simplefilter('always')
+            torch.cuda.set_sync_debug_mode('warn')
+        return self
+
+    def __exit__(self, *exc):
+        if not self.cuda: return
+        torch.cuda.set_sync_debug_mode('default')
+        self.record.__exit__(*exc)
+        self.where = [f"{os.path.basename(w.filename)}:{w.lineno}" for w in self.got if 'synchroniz' in str(w.message)]
+
+
 def line(key, measured, formula, note=''):
     ratio = f", measured/formula {measured / formula:.2f}" if formula else ''
     print(f"{key}: {mb(measured)} MiB (formula {mb(formula)} MiB{ratio}){note}")
@@ -197,6 +223,7 @@ def run(sh: Shape, args, device, dtype, b):
     line('generate_peak', peak, f_generate(sh, b, G), f" [G = {G} rows a call, {time.perf_counter() - t:.1f} s for both models]")
 
     extra = {o: getattr(args, o) for o in supported_options() if getattr(args, o)}
+    if args.recompute_layers: extra['recompute_layers'] = True
     rotation, latents = extra.get('rotation', 'full'), extra.get('latents', 'cached')
     k = sh.d // 2
     ti = TokenInterventions(gens, index_range=INDEX_RANGE)
@@ -221,12 +248,14 @@ def run(sh: Shape, args, device, dtype, b):
             steps = range(args.steps)
             m = scored_per_target(spec_b, dirs, steps)
             t = time.perf_counter()
-            with PeakMemory(device) as pm, SavedGraph(models) as saved:
+            with PeakMemory(device) as pm, SavedGraph(models) as saved, DeviceWaits(device) as waits:
                 for i in steps: train_step(models, spec_b, dirs, opt, i)
+            if waits.where is not None:
+                print(f"train_step_device_waits_B{B}: {len(waits.where) / len(steps):g} a step" + (f" at {sorted(set(waits.where))}" if waits.where else ''))
             dt = (time.perf_counter() - t) / len(steps)
-            total, parts = f_train(sh, b, B, m, rotation, k)
+            total, parts = f_train(sh, b, B, m, rotation, k, recompute=args.recompute_layers)
             measured[B] = (pm.peak, total)
-            line(f'train_saved_graph_B{B}', saved.largest, sum(f_saved(sh, b, B, rotation, k).values()),
+            line(f'train_saved_graph_B{B}', saved.largest, sum(f_saved(sh, b, B, rotation, k, recompute=args.recompute_layers).values()),
                  ' [the largest target pass: autograd saved tensors]')
             line(f'train_step_peak_B{B}', pm.peak, total,
                  f" [m = {m} scored tokens a target, rotation={rotation}; {dt:.1f} s a step; formula parts MiB: "
@@ -264,8 +293,10 @@ def extrapolate(args, rotation):
         print(f"extrapolated_L28_bf16_B{B}_latents_{where}: {total / GiB:.1f} GiB = models {models / GiB:.1f} + latents "
               f"{cache / GiB:.1f} + {top} {phases[top] / GiB:.1f} (phases GiB: "
               + ', '.join(f"{p} {v / GiB:.1f}" for p, v in phases.items()) + f"); fits 24 GB: {fits(24)}; fits 80 GB: {fits(80)}")
-    _, parts = f_train(sh, b, 128, int(256 * MEAN_SCORED), rotation, k)
-    print("extrapolated_L28_bf16_B128_train_parts_GiB: " + ', '.join(f"{p} {v / GiB:.1f}" for p, v in parts.items()))
+    for recompute in (False, True):
+        total, parts = f_train(sh, b, 128, int(256 * MEAN_SCORED), rotation, k, recompute=recompute)
+        print(f"extrapolated_L28_bf16_B128_train{'_recompute_layers' if recompute else ''}: {total / GiB:.1f} GiB (parts GiB: "
+              + ', '.join(f"{p} {v / GiB:.1f}" for p, v in parts.items()) + ')')
 
 
 def main():
@@ -284,6 +315,7 @@ def main():
     p.add_argument('--warmup', type=int, default=1, help='unmeasured training steps before the first measured one')
     p.add_argument('--rotation', default='rows' if 'rotation' in supported_options() else None, help="'full' or 'rows'")
     p.add_argument('--latents', default=None, help="'cached', 'cpu' or 'batch' (default: the trainer's)")
+    p.add_argument('--recompute-layers', action='store_true', help="recompute_layers=True: keep each decoder layer's input only")
     p.add_argument('--no-extrapolation', action='store_true')
     args = p.parse_args()
     device = torch.device(args.device)
@@ -299,7 +331,7 @@ def main():
     print(f"load_avg_start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"memory: {PeakMemory.how(device)}")
     print(f"run: rows {args.rows}, n {args.n_train}/{args.n_valid}/{args.n_test}, batch {args.batch}, eval batch {args.eval_batch}, "
-          f"rotation={rotation}, latents={args.latents or 'default'}, {args.steps} step(s) a batch size")
+          f"rotation={rotation}, latents={args.latents or 'default'}, recompute_layers={args.recompute_layers}, {args.steps} step(s) a batch size")
     train = {L: run(Shape(L), args, device, dtype, b) for L in args.layers}
     if len(args.layers) > 1:  # what one more decoder layer adds to a training step: measured against the formula's graph term
         lo, hi = min(args.layers), max(args.layers)

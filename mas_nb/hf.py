@@ -8,7 +8,7 @@ import re
 from contextlib import contextmanager
 import torch
 from torch import nn
-from .models import LatentModel, check_token_ids, patch_mask, fit_length
+from .models import LatentModel, check_token_ids, patch_mask, fit_length, select_positions
 
 # %% auto #0
 __all__ = ['Sites', 'decoder_layers', 'HFCausalLM']
@@ -96,9 +96,16 @@ class HFCausalLM(LatentModel):
         with _hooked(self.module(site), patch):
             hidden = self.lm.base_model(input_ids=ids, use_cache=False).last_hidden_state
         if not fired: raise ValueError(f"site {site!r} is not part of the base model's forward pass, so it cannot be patched")
-        return hidden[scored]
+        return select_positions(hidden, scored)
 
     def readout(self, states) -> torch.Tensor:
         "The LM head: next-token logits of the final hidden states."
         return self.lm.get_output_embeddings()(states)
+
+    def downstream_layers(self, site: str) -> list:
+        "The decoder layers after the module at `site`: all of them after the embedding, none after the last layer."
+        mod, layers = self.module(site), list(decoder_layers(self.lm))
+        holding = [i for i, layer in enumerate(layers) if any(m is mod for m in layer.modules())]
+        if holding: return layers[holding[0] + 1:]
+        return layers if mod is self.lm.get_input_embeddings() else []
 

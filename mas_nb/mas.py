@@ -5,6 +5,7 @@
 # %% ../nbs/04_mas.ipynb #73491b3d
 from __future__ import annotations
 import copy, inspect, itertools, math, os, time
+from functools import partial
 from contextlib import contextmanager
 from typing import Callable
 from dataclasses import dataclass, field, fields, replace
@@ -22,10 +23,11 @@ from .interventions import Rotation, LowRankMap, interchange
 from .files import atomic_write, write_json
 
 # %% auto #0
-__all__ = ['METHODS', 'READOUT_BUDGET', 'Method', 'Split', 'Direction', 'site_latents', 'device_of', 'SiteLatents',
-           'counterfactual_latents', 'scored_states', 'cl_loss', 'predictions', 'token_losses', 'MASResult', 'mean_se',
-           'RunSpec', 'make_spec', 'make_alignments', 'init_scales', 'build_directions', 'evaluate_direction',
-           'Processes', 'train_step', 'fit_mas', 'mas_spec', 'prepare', 'fit_spec', 'evaluate_iia', 'plot_curves']
+__all__ = ['METHODS', 'READOUT_BUDGET', 'OPTION_DEFAULTS', 'MEMORY_SETTINGS', 'Method', 'Split', 'Direction', 'site_latents',
+           'take', 'device_of', 'SiteLatents', 'counterfactual_latents', 'scored_states', 'cl_loss', 'predictions',
+           'token_losses', 'MASResult', 'mean_se', 'RunSpec', 'make_spec', 'make_alignments', 'init_scales',
+           'build_directions', 'evaluate_direction', 'Processes', 'train_step', 'recomputed', 'fit_mas', 'mas_spec',
+           'prepare', 'fit_spec', 'evaluate_iia', 'plot_curves']
 
 # %% ../nbs/04_mas.ipynb #2455628f
 @dataclass(frozen=True)
@@ -93,9 +95,13 @@ def site_latents(model, ids, site, pos, stepwise=False, batch_size=1024, width: 
     width, out = width or int(pos.max()) + 1, []
     for s in range(0, len(ids), batch_size):
         h = model.latents(ids[s:s + batch_size], site)
-        p = pos[s:s + batch_size].to(h.device)
+        p = pos[s:s + batch_size].to(h.device, non_blocking=True)
         out.append(h[:, :width] if stepwise else h[torch.arange(len(p), device=h.device), p])
     return torch.cat(out)
+
+def take(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    "Rows `idx` (a host index) of `t`, wherever `t` lives: the index is copied without waiting for the device."
+    return t[idx.to(t.device, non_blocking=True)]
 
 def device_of(model) -> torch.device:
     "Where a model's parameters live (CPU for a parameter-free model)."
@@ -117,7 +123,7 @@ class SiteLatents:
 
     def __getitem__(self, idx) -> torch.Tensor:
         if self.mode == 'batch': return site_latents(self.model, self.ids[idx], self.site, self.pos[idx], self.stepwise, width=self.width)
-        return self.cache[idx.to(self.cache.device)].to(self.device, non_blocking=True)
+        return take(self.cache, idx).to(self.device, non_blocking=True)
 
     @torch.no_grad()
     def mean_norm(self, chunk: int = 1024) -> torch.Tensor:
@@ -159,19 +165,20 @@ def _trim(iv_rows):
 
 def scored_states(model, site, ids, mask, pos, h_v, stepwise):
     """The target model's output states where the next token is scored, `[m, f]` in row-major order, with those next
-    tokens `[m]` and their rows `[m]`: the model reads out vocabulary logits only there."""
+    tokens `[m]` on its device and their rows `[m]` where the batch is: the model reads out vocabulary logits only there."""
     scored = F.pad(mask[:, 1:], (0, 1))
-    rows, at = scored.nonzero(as_tuple=True)
-    return model.patched_states(ids, site, pos, h_v, stepwise, scored), ids[rows, at + 1], rows
+    rows, at = scored.nonzero(as_tuple=True)  # on the host, for a batch built there: no device synchronisation
+    dev = lambda t: t.to(h_v.device, non_blocking=True)
+    return model.patched_states(dev(ids), site, dev(pos), h_v, stepwise, scored), dev(ids[rows, at + 1]), rows
 
 def cl_loss(h_v, h_cl, count=None, l2: str = 'sum'):
     """Counterfactual-latent loss (Eqs. 11-12), averaged over the rows that have a CL latent (or summed and divided by
     `count`). The L2 term sums the squared differences over dimensions (`l2='sum'`, Eq. 11) or averages them ('mean')."""
     ok = ~torch.isnan(h_cl).any(-1)
-    h_v, h_cl = h_v[ok].float(), h_cl[ok]
+    h_v, h_cl = h_v.float(), torch.where(ok[:, None], h_cl, 0.)  # rows are masked, not selected: no wait for their number
     sq = (h_v - h_cl).pow(2)
-    x = 0.5 * (sq.sum(-1) if l2 == 'sum' else sq.mean(-1)) - 0.5 * F.cosine_similarity(h_v, h_cl, dim=-1)
-    return x.mean() if count is None else x.sum() / count
+    x = (0.5 * (sq.sum(-1) if l2 == 'sum' else sq.mean(-1)) - 0.5 * F.cosine_similarity(h_v, h_cl, dim=-1)) * ok
+    return x.sum() / (ok.sum().clamp(min=1) if count is None else count)
 
 def _chunk_rows(model) -> int: return max(1, READOUT_BUDGET // model.vocab_size)
 
@@ -258,6 +265,7 @@ class RunSpec:
     n_test: int
     batch_size: int
     micro_batches: int
+    recompute_layers: bool # recompute the target's layers after the site in the backward instead of keeping them
     eval_batch_size: int
     lr: float
     max_steps: int
@@ -273,8 +281,12 @@ class RunSpec:
 
     @classmethod
     def from_dict(cls, config: dict) -> RunSpec:
-        tasks = [t if t is None else get_task(t) for t in config['tasks']]
-        return cls(**{**config, 'method': METHODS[config['method']], 'tasks': tasks})
+        "The spec of a saved `config`; a setting added after it was written takes its default (what ran then)."
+        method, tasks = METHODS[config['method']], [t if t is None else get_task(t) for t in config['tasks']]
+        own = {f.name for f in fields(cls)} - set(config)
+        defaults = {k: p.default for k, p in inspect.signature(fit_mas).parameters.items() if k in own}
+        defaults |= {k: v for k, v in OPTION_DEFAULTS.items() if k in method.options and config.get(k) is None}
+        return cls(**{**defaults, **config, 'method': method, 'tasks': tasks})
 
     def direction_values(self, src: int, trg: int) -> list | None:
         "The values a swap from model `src` into model `trg` may carry: those both models allow (None: any)."
@@ -282,6 +294,8 @@ class RunSpec:
         return sorted(set.intersection(*allowed)) if allowed else None
 
 # %% ../nbs/04_mas.ipynb #a033e749
+OPTION_DEFAULTS = dict(inaccessible=0, epsilon=0.5, cl_l2='sum')  # a method option left None, where the method reads it
+
 def _per_model(x, n: int, what: str) -> list:
     "`x` given once for every model, or as a list with one entry per model."
     xs = list(x) if isinstance(x, (list, tuple)) else [x] * n
@@ -321,7 +335,7 @@ def _check_numbers(s: dict):
         raise ValueError(f"lr must be a non-negative number, got {s['lr']!r}")
     if s['threshold'] is not None and not (isinstance(s['threshold'], (int, float)) and 0 < s['threshold'] <= 1):
         raise ValueError(f"threshold must be in (0, 1] or None, got {s['threshold']!r}")
-    for key in ('stepwise', 'scale'):
+    for key in ('stepwise', 'scale', 'recompute_layers'):
         if not isinstance(s[key], bool): raise ValueError(f"{key} must be True or False, got {s[key]!r}")
     if s['select'] not in ('all', 'trained'): raise ValueError(f"select must be 'all' or 'trained', got {s['select']!r}")
     if s['scale_init'] not in ('norm', 'one'): raise ValueError(f"scale_init must be 'norm' or 'one', got {s['scale_init']!r}")
@@ -342,14 +356,14 @@ def make_spec(models, *, tasks, variable, sites, names, values, method, k, rank,
         if site not in model.sites: raise ValueError(f"model {i} ({names[i]}) has no site {site!r}; its sites are {list(model.sites)}")
     dims = [model.site_dim(s) for model, s in zip(models, sites)]
     if 'inaccessible' in m.options:
-        inaccessible = 0 if inaccessible is None else inaccessible
+        inaccessible = OPTION_DEFAULTS['inaccessible'] if inaccessible is None else inaccessible
         if inaccessible not in range(n) or isinstance(inaccessible, bool):
             raise ValueError(f"inaccessible must be a model index in 0..{n - 1}, got {inaccessible!r}")
     if 'epsilon' in m.options:
-        epsilon = 0.5 if epsilon is None else epsilon
+        epsilon = OPTION_DEFAULTS['epsilon'] if epsilon is None else epsilon
         if not (isinstance(epsilon, (int, float)) and 0 <= epsilon <= 1): raise ValueError(f"epsilon must be in [0, 1], got {epsilon!r}")
     if 'cl_l2' in m.options:
-        cl_l2 = 'sum' if cl_l2 is None else cl_l2
+        cl_l2 = OPTION_DEFAULTS['cl_l2'] if cl_l2 is None else cl_l2
         if cl_l2 not in ('sum', 'mean'): raise ValueError(f"cl_l2 must be 'sum' or 'mean', got {cl_l2!r}")
     if 'k' in m.options:
         k = min(dims) // 2 if k is None else k
@@ -358,6 +372,10 @@ def make_spec(models, *, tasks, variable, sites, names, values, method, k, rank,
     if 'rank' in m.options and rank is not None and (isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 1 <= rank <= min(dims)):
         raise ValueError(f"rank={rank!r} must be an integer in 1..{min(dims)}, the narrower site width (widths {dims})")
     if settings['rotation'] == 'rows' and m.aligner != 'rotation': raise ValueError(f"rotation applies to rotation methods, not {m.name!r}")
+    if settings['recompute_layers']:
+        for t in dict.fromkeys(t for _, t in m.directions(n)):
+            if not models[t].downstream_layers(sites[t]):
+                raise ValueError(f"recompute_layers: {models[t].label} has no layers after site {sites[t]!r} to recompute")
     if m.cl and settings['stepwise']: raise ValueError("counterfactual latents are defined for single-position interventions, not stepwise ones")
     if not any(any(m.losses(s, t, inaccessible)) for s, t in m.directions(n)):
         raise ValueError(f"no direction of method {m.name!r} carries a loss with {n} model(s): nothing would train")
@@ -419,11 +437,6 @@ def init_scales(alignments, dirs, spec: RunSpec):
         g = torch.stack([log_norm[i] for i in range(len(alignments))]).mean()
         for i, a in enumerate(alignments): a.log_scale.copy_(g - log_norm[i])
 
-def _on(iv: Interventions, device) -> Interventions:
-    "The intervention tensors moved to `device`."
-    move = {k: getattr(iv, k).to(device) for k in ('src_ids', 'src_pos', 'trg_ids', 'trg_pos', 'cf_ids', 'label_mask')}
-    return replace(iv, **move, cf_vars={k: v.to(device) for k, v in iv.cf_vars.items()})
-
 def _split_data(spec: RunSpec, interventions, src, trg, n, rng, exclude) -> Interventions:
     "One split's interventions, none repeating those in `exclude`: from the task pair, or from `interventions(src, trg, n, seed)`."
     if interventions is None:
@@ -442,7 +455,7 @@ def build_directions(models, alignments, spec: RunSpec, sizes: dict, interventio
         splits = {}
         for s_i, (split, n) in enumerate(sizes.items()):  # held-out splits repeat no earlier split's interventions
             iv = _split_data(spec, interventions, src, trg, n, _seed(spec.seed, src, trg, s_i, n), [s.iv for s in splits.values()])
-            iv = _on(iv, device_of(models[trg]))  # the data lives with the model that reads it
+            # the interventions stay on the host: batches, their widths and scored tokens are found there without a device wait
             h_src = SiteLatents(models[src], iv.src_ids, spec.sites[src], iv.src_pos, spec.stepwise, spec.latents)
             h_trg = SiteLatents(models[trg], iv.cf_ids, spec.sites[trg], iv.trg_pos, spec.stepwise, spec.latents)
             h_cl = (counterfactual_latents(models[trg], spec.tasks[trg], spec.sites[trg], iv.cf_vars, spec.seed)
@@ -459,13 +472,13 @@ def evaluate_direction(models, spec: RunSpec, d: Direction, split='test', procs:
     sp, model, procs = d.splits[split], models[d.trg], procs or Processes()
     counts = torch.zeros(3, dtype=torch.long, device=sp.h_trg.device)  # trials right, tokens right, tokens
     with parametrize.cached():
-        for idx in procs.share(torch.arange(len(sp.iv), device=sp.h_trg.device)).split(spec.eval_batch_size):
+        for idx in procs.share(torch.arange(len(sp.iv))).split(spec.eval_batch_size):
             iv, h_v = sp.iv[idx], d.intervene(sp.h_trg[idx], sp.h_src[idx])
             L = _trim(iv)
             states, target, rows = scored_states(model, spec.sites[d.trg], iv.cf_ids[:, :L], iv.label_mask[:, :L], iv.trg_pos, h_v, spec.stepwise)
             miss = predictions(model, states) != target
-            wrong_rows = torch.zeros(len(idx), device=miss.device).index_add_(0, rows, miss.float()).count_nonzero()
-            counts += torch.stack([len(idx) - wrong_rows, (~miss).sum(), torch.tensor(len(miss), device=miss.device)]).to(counts.device)
+            wrong_rows = torch.zeros(len(idx), device=miss.device).index_add_(0, rows.to(miss.device, non_blocking=True), miss.float()).count_nonzero()
+            counts += torch.stack([len(idx) - wrong_rows, (~miss).sum(), miss.new_full((), len(miss), dtype=torch.long)]).to(counts.device)
     n_ok, hits, n_tok = procs.sum(counts).tolist()
     return n_ok / len(sp.iv), hits / max(n_tok, 1)
 
@@ -520,18 +533,31 @@ def train_step(models, spec: RunSpec, dirs, opt, step: int, procs: Processes | N
             loss, parts, counts = 0., [], []
             for d, idx in ((d, idx) for d, idx in picks if d.trg == trg):
                 sp = d.splits['train']
-                idx = idx.to(sp.h_trg.device)
                 mine = torch.tensor_split(procs.share(idx), spec.micro_batches)[piece]
                 h_v = d.intervene(sp.h_trg[mine], sp.h_src[mine])
-                if d.cl: loss = loss + w_cl * cl_loss(h_v, sp.h_cl[mine], None if whole else _cl_count(sp, idx), spec.cl_l2)
+                if d.cl: loss = loss + w_cl * cl_loss(h_v, take(sp.h_cl, mine), None if whole else _cl_count(sp, idx), spec.cl_l2)
                 if d.behaviour: parts.append((sp.iv[mine], h_v)); counts.append(None if whole else _token_count(sp, idx))
             if parts:
-                loss = loss + w_behav * torch.stack(_target_losses(models[trg], spec.sites[trg], parts, spec.stepwise, counts)).sum()
+                with recomputed(models[trg].downstream_layers(spec.sites[trg]) if spec.recompute_layers else []):
+                    losses = _target_losses(models[trg], spec.sites[trg], parts, spec.stepwise, counts)
+                loss = loss + w_behav * torch.stack(losses).sum()
             loss.backward(retain_graph=True)  # retained: the shared rotations; this piece's activations go with `loss`
             total = total + loss.detach()
     procs.sum_grads(p for group in opt.param_groups for p in group['params'])
     opt.step()
     return procs.sum(total)
+
+@contextmanager
+def recomputed(layers):
+    """Within: each of `layers` keeps only its inputs for the backward pass and reruns its forward there (activation
+    checkpointing), so a backward holds one layer's activations at a time instead of every layer's."""
+    own = [(layer, layer.__dict__.get('forward')) for layer in layers]  # a forward set on the instance (accelerate's hooks) is kept
+    for layer, _ in own: layer.forward = partial(checkpoint, layer.forward, use_reentrant=False)
+    try: yield
+    finally:
+        for layer, f in own:
+            if f is None: del layer.forward
+            else: layer.forward = f
 
 def _token_count(sp: Split, idx):
     "Scored tokens in rows `idx` of a split: the denominator of a part's mean when processes or micro-batches share it."
@@ -539,7 +565,7 @@ def _token_count(sp: Split, idx):
 
 def _cl_count(sp: Split, idx):
     "Rows of `idx` with a CL latent: the denominator of the CL mean when processes or micro-batches share it."
-    return (~torch.isnan(sp.h_cl[idx]).any(-1)).sum()
+    return (~torch.isnan(take(sp.h_cl, idx)).any(-1)).sum()
 
 def _target_losses(model, site, parts, stepwise, counts=None):
     "Behavioural loss of each (interventions, h_v) part, all run through `model` in one patched pass: a mean over its tokens (or a sum / `counts`)."
@@ -551,11 +577,10 @@ def _target_losses(model, site, parts, stepwise, counts=None):
     h_v = torch.cat([F.pad(h, (0, 0, 0, max(x.shape[1] for _, x in parts) - h.shape[1])) if stepwise else h for _, h in parts])
     states, target, rows = scored_states(model, site, ids, mask, pos, h_v, stepwise)
     token_loss = token_losses(model, states, target)
-    sizes = torch.tensor([len(iv) for iv, _ in parts], device=ids.device)
-    part = torch.repeat_interleave(torch.arange(len(parts), device=ids.device), sizes)[rows]
-    if counts is None or counts[0] is None: counts = torch.bincount(part, minlength=len(parts)).clamp(min=1)
-    else: counts = torch.stack(counts).to(ids.device).clamp(min=1)
-    return list(token_loss.new_zeros(len(parts)).index_add(0, part, token_loss) / counts)
+    part = torch.repeat_interleave(torch.arange(len(parts)), torch.tensor([len(iv) for iv, _ in parts]))[rows]
+    counts = torch.bincount(part, minlength=len(parts)) if counts is None or counts[0] is None else torch.stack(counts)
+    dev = lambda t: t.to(token_loss.device, non_blocking=True)  # built on the host, like the batch
+    return list(token_loss.new_zeros(len(parts)).index_add(0, dev(part), token_loss) / dev(counts.clamp(min=1)))
 
 # %% ../nbs/04_mas.ipynb #985d83f2
 def fit_mas(models,                    # frozen models with the site interface (`TaskModel`, `HFModel`, ...)
@@ -580,6 +605,7 @@ def fit_mas(models,                    # frozen models with the site interface (
             n_test: int = 1_000,       # test interventions per direction (disjoint from training and validation)
             batch_size: int = 128,     # interventions per direction in a training step
             micro_batches: int = 1,    # pieces each step's batch is run in (gradients accumulate): less memory, same step
+            recompute_layers: bool = False,  # keep only each layer's input after the site; rerun it in the backward (less memory, ~1/3 more time)
             eval_batch_size: int = 1024,  # interventions per forward pass when evaluating
             lr: float = 1e-3,          # Adam learning rate
             max_steps: int = 2_000,    # training steps at most
@@ -668,6 +694,8 @@ def _result(models, spec: RunSpec, dirs, alignments, state, seconds, procs=None)
                      seconds=seconds, config=spec.to_dict(), alignments=alignments, spec=spec)
 
 # %% ../nbs/04_mas.ipynb #fb2d5f42
+MEMORY_SETTINGS = ('latents', 'micro_batches', 'recompute_layers', 'eval_batch_size')  # trade memory for time, same results
+
 def _save_checkpoint(path, spec: RunSpec, alignments, opt, state):
     blob = dict(config=spec.to_dict(), alignments=alignments.state_dict(), optimizer=opt.state_dict(), **state)
     atomic_write(path, lambda f: torch.save(blob, f))
@@ -678,7 +706,8 @@ def _resume(path, spec: RunSpec, alignments, opt) -> dict:
     keys = ('config', 'alignments', 'optimizer', 'step', 'history', 'best', 'best_step', 'best_state')
     if not isinstance(ck, dict) or not set(keys) <= set(ck): raise ValueError(f"checkpoint: {path} is not a MAS checkpoint of this version")
     config, saved = spec.to_dict(), ck['config']
-    diff = sorted(k for k in set(config) | set(saved) if config.get(k) != saved.get(k) and k != 'max_steps')  # the budget may grow
+    free = ('max_steps',) + MEMORY_SETTINGS  # the budget may grow; memory settings do not change the numbers
+    diff = sorted(k for k in set(config) | set(saved) if config.get(k) != saved.get(k) and k not in free)
     if diff: raise ValueError(f"checkpoint: {path} was written by a different run (settings differ: {diff}); delete it or pass another path")
     if ck['step'] > spec.max_steps: raise ValueError(f"checkpoint: {path} is at step {ck['step']}, past max_steps={spec.max_steps}")
     alignments.load_state_dict(ck['alignments']); opt.load_state_dict(ck['optimizer'])

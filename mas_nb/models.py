@@ -14,8 +14,8 @@ from .tasks import Task, get_task
 
 # %% auto #0
 __all__ = ['ARCHS', 'init_seed', 'init_weights', 'mlp_head', 'check_token_ids', 'LatentModel', 'TaskModel', 'scored_positions',
-           'patch_mask', 'fit_length', 'place', 'affine_scan', 'RNNModel', 'rotary', 'Block', 'TransformerModel',
-           'make_model', 'frozen_gru']
+           'select_positions', 'patch_mask', 'fit_length', 'place', 'affine_scan', 'RNNModel', 'rotary', 'Block',
+           'TransformerModel', 'make_model', 'frozen_gru']
 
 # %% ../nbs/02_models.ipynb #2cb84b43
 ARCHS = ('gru', 'lstm', 'transformer')
@@ -64,11 +64,15 @@ class LatentModel(nn.Module):
     def patched_states(self, ids, site: str, pos, new, stepwise: bool, scored, prefix: bool = False) -> torch.Tensor:
         """Output states `[m, f]` at the `m` positions of the bool mask `scored` `[n, L]` (row-major order) when the latent
         at `site` is replaced at `(i, pos[i])` by `new[i]`, or at every position `0..pos[i]` by `new[i, :pos[i]+1]` when
-        `stepwise`. `scored` holds nothing before `pos` unless `prefix`. Unchecked: the hot path of MAS."""
+        `stepwise`. `scored` holds nothing before `pos` unless `prefix`; it may live on the host (`select_positions`).
+        Unchecked: the hot path of MAS."""
         raise NotImplementedError
     def readout(self, states) -> torch.Tensor:
         "Next-token logits `[m, vocab]` from output states `[m, f]`."
         raise NotImplementedError
+    def downstream_layers(self, site: str) -> list:
+        "The blocks after `site` that `recompute_layers` may recompute in the backward pass (none unless a subclass names them)."
+        return []
 
     @property
     def label(self) -> str: return type(self).__name__  # how error messages name the model
@@ -82,7 +86,7 @@ class LatentModel(nn.Module):
 
     def check_ids(self, ids) -> torch.Tensor:
         "Token ids checked against the vocabulary, on the model's device."
-        return check_token_ids(ids, self.vocab_size).to(self.device)
+        return check_token_ids(ids, self.vocab_size).to(self.device, non_blocking=True)  # checked on the host: no wait there
 
     def check_patch(self, ids, site: str, pos, new, stepwise: bool = False, scored=None, prefix: bool = False):
         "`(ids, pos, scored)` checked for a patched pass (a clear error otherwise); `scored` defaults to `scored_positions`."
@@ -147,6 +151,12 @@ def scored_positions(ids, pos, prefix=False, pad_id: int | None = 0):
     if prefix: return torch.ones_like(ids, dtype=torch.bool)
     after = torch.arange(ids.shape[1], device=ids.device)[None] >= pos[:, None]
     return after if pad_id is None else after & (ids != pad_id)
+
+def select_positions(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """`x[mask]` for `x` `[n, L, ...]` and a bool `mask` `[n, L]`. A mask on the host becomes indices there, so a device
+    never waits for the host to learn how many positions there are (a boolean index on the device would)."""
+    rows, cols = mask.nonzero(as_tuple=True)
+    return x[rows.to(x.device, non_blocking=True), cols.to(x.device, non_blocking=True)]
 
 def patch_mask(pos: torch.Tensor, L: int, stepwise: bool) -> torch.Tensor:
     "`[n, L, 1]` mask of the patched positions: `pos[i]` only, or `0..pos[i]` when stepwise."
@@ -237,7 +247,8 @@ class RNNModel(TaskModel):
 
     def patched_states(self, ids, site, pos, new, stepwise, scored, prefix=False):
         new = new.to(self.embed.weight.dtype)
-        if site == 'embedding': return self.rnn(place(self.embed(ids), new, pos, stepwise))[0][scored]
+        if site == 'embedding': return select_positions(self.rnn(place(self.embed(ids), new, pos, stepwise))[0], scored)
+        scored = scored.to(ids.device)  # the packed continuation reads the mask on the device
         after = torch.arange(ids.shape[1], device=ids.device)[None] >= pos[:, None]
         state = new[torch.arange(len(pos), device=pos.device), pos] if stepwise else new   # the state the continuation starts from
         out = self.continue_from(ids, pos, state, scored & after)
@@ -293,7 +304,7 @@ class TransformerModel(TaskModel):
         return self.residuals(self.check_ids(ids))[self.check_site(site)]
 
     def patched_states(self, ids, site, pos, new, stepwise, scored, prefix=False):
-        return self.ln_f(self.residuals(ids, (site, new.to(self.embed.weight.dtype), pos, stepwise))['layer1'])[scored]
+        return select_positions(self.ln_f(self.residuals(ids, (site, new.to(self.embed.weight.dtype), pos, stepwise))['layer1']), scored)
 
 # %% ../nbs/02_models.ipynb #f471976f
 def make_model(task, arch: str, seed: int = 0, width: int = 128, train_void_p: float = 0.0, vocab_size: int | None = None) -> TaskModel:
