@@ -19,7 +19,8 @@ P = 32 + 54 + 1 = 87 stepwise latent positions, k = d/2):
   last position's logits G V (b + 4) (model dtype, then float32 for the argmax).
 - latents ('cached' on the device; 'cpu' keeps them in host memory, the same bytes; 'batch' keeps none): 2 x 4 directions x
   (n_train + n_valid + n_test) x P x d x b, persistent. While one tensor is built its full-length chunks n S d b live
-  beside it (the chunks are sliced by views).
+  beside it (the chunks are sliced by views). Without a device cache, `prepare` peaks while it initialises the scales
+  from the latents' norms: 1024 training rows at a time, P d (b + 4) bytes each.
 - training step, per target model (two directions, so R = 2B rows, backpropagated before the next target's pass):
   the graph L R S (3 I b + 2 d 4 + 2 (d + d_kv) b) (per layer and token: the SiLU input, its output and the up
   projection; two RMSNorm inputs in float32; q, k, v and the attention output), the hidden stream 4 R S d b, the
@@ -38,7 +39,7 @@ P = 32 + 54 + 1 = 87 stepwise latent positions, k = d/2):
 A phase's total is the models, plus the latents held on the device, plus that phase's peak.
 """
 import os
-import argparse, gc, itertools, sys, time, warnings
+import argparse, gc, itertools, sys, time, traceback, warnings
 from dataclasses import dataclass, replace
 
 import torch
@@ -89,6 +90,10 @@ def f_latents(sh: Shape, b, n_total, n_dirs=4):
     return 2 * n_dirs * n_total * P * sh.d * b
 
 def f_latents_build(sh: Shape, b, n_largest): return n_largest * S * sh.d * b
+
+def f_norm_pass(sh: Shape, b, n_train, chunk=1024):
+    "The scales' initialisation without a cache: one chunk of training latents at a time, and its float32 copy."
+    return min(chunk, n_train) * P * sh.d * (b + 4)
 
 def f_interchange(sh: Shape, b, rows, rotation, k):
     return rows * P * ((3 * sh.d * 4 if rotation == 'full' else 2 * sh.d * 4 + k * 4) + sh.d * b)
@@ -186,14 +191,20 @@ class SavedGraph:
 
 class DeviceWaits:
     """On CUDA, the calls in a `with` block that make the host wait for the device (`torch.cuda.set_sync_debug_mode`):
-    `.where` lists each one's source line. Elsewhere `.where` is None: there is nothing to wait for."""
+    `.where` names each one by the innermost frames of its Python stack. Elsewhere `.where` is None: nothing waits."""
     def __init__(self, device): self.cuda, self.where = torch.device(device).type == 'cuda', None
+
+    def show(self, message, category, filename, lineno, file=None, line=None):
+        if 'synchroniz' not in str(message): return
+        frames = [f for f in traceback.extract_stack()[:-1] if 'warnings' not in f.filename][-3:]
+        self.where.append(' < '.join(f"{os.path.basename(f.filename)}:{f.lineno} {f.name}" for f in reversed(frames)))
 
     def __enter__(self):
         if self.cuda:
-            self.record = warnings.catch_warnings(record=True)
-            self.got = self.record.__enter__()
+            self.where, self.record = [], warnings.catch_warnings()
+            self.record.__enter__()
             warnings.simplefilter('always')
+            warnings.showwarning = self.show
             torch.cuda.set_sync_debug_mode('warn')
         return self
 
@@ -201,7 +212,6 @@ class DeviceWaits:
         if not self.cuda: return
         torch.cuda.set_sync_debug_mode('default')
         self.record.__exit__(*exc)
-        self.where = [f"{os.path.basename(w.filename)}:{w.lineno}" for w in self.got if 'synchroniz' in str(w.message)]
 
 
 def line(key, measured, formula, note=''):
@@ -237,7 +247,8 @@ def run(sh: Shape, args, device, dtype, b):
         on_device = latents == 'cached' or (latents == 'cpu' and torch.device(device).type == 'cpu')
         line('latents_held', pm.net, f_latents(sh, b, n_total) if on_device else 0,
              f" [latents={latents}; the latent caches alone: {mb(held)} MiB]")
-        line('prepare_peak', pm.peak, (f_latents(sh, b, n_total) + f_latents_build(sh, b, args.n_train)) if on_device else 0)
+        line('prepare_peak', pm.peak, (f_latents(sh, b, n_total) + f_latents_build(sh, b, args.n_train)) if on_device
+             else f_norm_pass(sh, b, args.n_train))
 
         measured = {}
         opt = torch.optim.Adam(alignments.parameters(), lr=1e-3)
@@ -251,7 +262,7 @@ def run(sh: Shape, args, device, dtype, b):
             with PeakMemory(device) as pm, SavedGraph(models) as saved, DeviceWaits(device) as waits:
                 for i in steps: train_step(models, spec_b, dirs, opt, i)
             if waits.where is not None:
-                print(f"train_step_device_waits_B{B}: {len(waits.where) / len(steps):g} a step" + (f" at {sorted(set(waits.where))}" if waits.where else ''))
+                print(f"train_step_device_waits_B{B}: {len(waits.where) / len(steps):g} a step" + ''.join(f"\n  {w}" for w in sorted(set(waits.where))))
             dt = (time.perf_counter() - t) / len(steps)
             total, parts = f_train(sh, b, B, m, rotation, k, recompute=args.recompute_layers)
             measured[B] = (pm.peak, total)

@@ -40,6 +40,7 @@ Threading follows the environment (printed); on a shared machine use OMP_WAIT_PO
 """
 import os
 import argparse, contextlib, gc, inspect, io, itertools, time
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -152,10 +153,11 @@ class Ours:
     def step(self, i): return train_step(self.models, self.spec, self.dirs, self.opt, i)
 
     def batch(self, i):
-        "The interventions `train_step(..., i)` trains on (its batch draw, repeated here for the other contenders)."
+        "The interventions `train_step(..., i)` trains on (its batch draw, repeated here for the other contenders), on the model's device."
         g = torch.Generator().manual_seed(self.spec.seed * 1_000_003 + i)
         iv = self.dirs[0].splits['train'].iv
-        return iv[torch.randint(len(iv), (self.spec.batch_size,), generator=g).to(iv.src_ids.device)]
+        b, dev = iv[torch.randint(len(iv), (self.spec.batch_size,), generator=g).to(iv.src_ids.device)], self.models[0].device
+        return replace(b, **{k: getattr(b, k).to(dev) for k in ('src_ids', 'src_pos', 'trg_ids', 'trg_pos', 'cf_ids', 'label_mask')})
 
 
 def scored_loss(logits_or_states, iv, head=None):

@@ -539,8 +539,7 @@ def train_step(models, spec: RunSpec, dirs, opt, step: int, procs: Processes | N
                 if d.behaviour: parts.append((sp.iv[mine], h_v)); counts.append(None if whole else _token_count(sp, idx))
             if parts:
                 with recomputed(models[trg].downstream_layers(spec.sites[trg]) if spec.recompute_layers else []):
-                    losses = _target_losses(models[trg], spec.sites[trg], parts, spec.stepwise, counts)
-                loss = loss + w_behav * torch.stack(losses).sum()
+                    loss = loss + w_behav * torch.stack(_target_losses(models[trg], spec.sites[trg], parts, spec.stepwise, counts)).sum()
             loss.backward(retain_graph=True)  # retained: the shared rotations; this piece's activations go with `loss`
             total = total + loss.detach()
     procs.sum_grads(p for group in opt.param_groups for p in group['params'])
