@@ -5,6 +5,7 @@
 #   memory_recompute  the same training step at B = 128 with recompute_layers=True
 #   memory_full       2 layers with rotation='full' (d x d matrix exponentials): its device waits
 #   speed             our step against pyvene 0.1.8 and the frozen model's floor (benchmarks/llm_speed.py)
+#   speed_paper_shape the same at the 1.5B model's shapes (fp32)
 # Python packages the machine lacks (fastcore, pyvene) come as wheels in .whl/ (see the device tool's notes):
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl fastcore==1.14.5 pyvene==0.1.8
 set -u
@@ -30,5 +31,6 @@ run memory 200 benchmarks/llm_memory.py --layers 28 --batch 16 128 --device cuda
 run memory_recompute 120 benchmarks/llm_memory.py --layers 28 --batch 128 --device cuda --dtype bf16 --latents batch \
     --recompute-layers --no-extrapolation
 run speed 150 benchmarks/llm_speed.py --device cuda
+run speed_paper_shape 150 benchmarks/llm_speed.py --device cuda --shape paper --vocab 151936 --steps 3 --rounds 2
 run memory_full 60 benchmarks/llm_memory.py --layers 2 --batch 16 --device cuda --dtype bf16 --latents batch --rotation full \
     --n-train 1000 --n-valid 100 --n-test 100 --no-extrapolation

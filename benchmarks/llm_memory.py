@@ -195,8 +195,8 @@ class DeviceWaits:
     def __init__(self, device): self.cuda, self.where = torch.device(device).type == 'cuda', None
 
     def show(self, message, category, filename, lineno, file=None, line=None):
-        if 'synchroniz' not in str(message): return
         frames = [f for f in traceback.extract_stack()[:-1] if 'warnings' not in f.filename][-3:]
+        if 'synchroniz' not in str(message) or frames[-1].name == 'set_sync_debug_mode': return  # not the mode's own switch
         self.where.append(' < '.join(f"{os.path.basename(f.filename)}:{f.lineno} {f.name}" for f in reversed(frames)))
 
     def __enter__(self):

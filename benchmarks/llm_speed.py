@@ -50,7 +50,9 @@ from mas_nb.llm import Generations, TokenInterventions
 from mas_nb.mas import mas_spec, prepare, train_step, evaluate_direction, fit_mas
 
 PROMPT, NEW, INDEX_RANGE, SEED = 32, 64, (10, 54), 0
-SHAPE = dict(hidden_size=256, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=1024)
+SHAPES = {'small': dict(hidden_size=256, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=1024),
+          # DeepSeek-R1-Distill-Qwen-1.5B's shapes (the paper's models), for a GPU
+          'paper': dict(hidden_size=1536, num_hidden_layers=28, num_attention_heads=12, num_key_value_heads=2, intermediate_size=8960)}
 COMING = ('rotation', 'latents')  # mas_spec options passed through when this mas_nb has them
 
 
@@ -107,11 +109,11 @@ def sync(device):
 
 
 # ---------------------------------------------------------------- setup
-def random_qwen2(vocab, device, seed=SEED):
+def random_qwen2(vocab, device, shape='small', seed=SEED):
     from transformers import Qwen2Config, Qwen2ForCausalLM
-    cfg = Qwen2Config(vocab_size=vocab, max_position_embeddings=512, tie_word_embeddings=False, **SHAPE)
+    cfg = Qwen2Config(vocab_size=vocab, max_position_embeddings=512, tie_word_embeddings=False, **SHAPES[shape])
     torch.manual_seed(seed)
-    return Qwen2ForCausalLM(cfg).to(device).eval()
+    with torch.device(device): return Qwen2ForCausalLM(cfg).eval()
 
 
 def random_generations(vocab, n, name, seed):
@@ -270,7 +272,7 @@ class VocabRun:
     "The contenders at one vocabulary size on one random model; timed first, their memory probed afterwards."
     def __init__(self, vocab, args, device, pyvene_ok):
         self.vocab, self.args, self.device, self.out = vocab, args, device, {'vocab': vocab}
-        self.lm = random_qwen2(vocab, device).requires_grad_(False)  # frozen throughout
+        self.lm = random_qwen2(vocab, device, args.shape).requires_grad_(False)  # frozen throughout
         self.out['model_params_mb'] = mb(sum(p.numel() * p.element_size() for p in self.lm.parameters()))
         self.hf = HFCausalLM(self.lm, None, 'a')
         self.k = self.lm.config.hidden_size // 2
@@ -324,6 +326,7 @@ class VocabRun:
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--vocab', type=int, nargs='+', default=[32_000, 151_936])
+    p.add_argument('--shape', choices=SHAPES, default='small', help="'small' (hidden 256, 2 layers) or 'paper' (the 1.5B model's, fp32)")
     p.add_argument('--batch', type=int, default=32, help='interventions per training step')
     p.add_argument('--steps', type=int, default=5, help='timed steps per contender per round')
     p.add_argument('--rounds', type=int, default=3)
@@ -359,8 +362,9 @@ def main():
     print(f"omp_wait_policy: {os.environ.get('OMP_WAIT_POLICY', 'default')}")
     print(f"load_avg_start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"mas_spec_options: {sorted(supported_options()) or 'none of ' + '/'.join(COMING)}")
-    print(f"shape: hidden {SHAPE['hidden_size']}, layers {SHAPE['num_hidden_layers']}, heads {SHAPE['num_attention_heads']}/"
-          f"{SHAPE['num_key_value_heads']} kv, intermediate {SHAPE['intermediate_size']}; L = {PROMPT}+{NEW} tokens, "
+    shape = SHAPES[args.shape]
+    print(f"shape: hidden {shape['hidden_size']}, layers {shape['num_hidden_layers']}, heads {shape['num_attention_heads']}/"
+          f"{shape['num_key_value_heads']} kv, intermediate {shape['intermediate_size']}; L = {PROMPT}+{NEW} tokens, "
           f"t in {PROMPT}+{INDEX_RANGE[0]}..{PROMPT}+{INDEX_RANGE[1]}, k = d/2, batch {args.batch}")
     print(f"timing: best of {args.rounds} alternating rounds of {args.steps} steps, after one warm-up step each")
     print(f"memory: {PeakMemory.how(device)}")
