@@ -278,6 +278,8 @@ CASES = [
     ('fit_mas/seed=-1', lambda e: mas.fit_mas(e.grus, seed=-1, progress=False), r'seed'),
     ('fit_mas/seed=None', lambda e: mas.fit_mas(e.grus, seed=None, progress=False), r'seed'),
     ('fit_mas/eval_every=0', lambda e: mas.fit_mas(e.grus, eval_every=0, progress=False), r'eval_every'),
+    ('fit_mas/recompute_layers-str', lambda e: mas.fit_mas(e.grus, recompute_layers='yes', progress=False), r'recompute_layers'),
+    ('fit_mas/recompute_layers-gru', lambda e: mas.fit_mas(e.grus, recompute_layers=True, progress=False), r'recompute_layers'),
     ('fit_mas/threshold=nan', lambda e: mas.fit_mas(e.grus, threshold=float('nan'), progress=False), r'threshold'),
     ('fit_mas/lr=-1', lambda e: mas.fit_mas(e.grus, lr=-1, progress=False), r'\blr\b'),
     ('fit_mas/max_steps=0', lambda e: mas.fit_mas(e.grus, max_steps=0, progress=False), r'max_steps'),
