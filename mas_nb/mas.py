@@ -26,8 +26,8 @@ from .files import atomic_write, write_json
 __all__ = ['METHODS', 'READOUT_BUDGET', 'OPTION_DEFAULTS', 'MEMORY_SETTINGS', 'Method', 'Split', 'Direction', 'site_latents',
            'take', 'device_of', 'SiteLatents', 'counterfactual_latents', 'scored_states', 'cl_loss', 'predictions',
            'token_losses', 'MASResult', 'mean_se', 'RunSpec', 'make_spec', 'make_alignments', 'init_scales',
-           'build_directions', 'evaluate_direction', 'Processes', 'train_step', 'recomputed', 'fit_mas', 'mas_spec',
-           'prepare', 'fit_spec', 'evaluate_iia', 'plot_curves']
+           'build_directions', 'evaluate_direction', 'wrong_tokens', 'Processes', 'train_step', 'recomputed', 'fit_mas',
+           'mas_spec', 'prepare', 'fit_spec', 'evaluate_iia', 'plot_curves']
 
 # %% ../nbs/04_mas.ipynb #2455628f
 @dataclass(frozen=True)
@@ -469,18 +469,28 @@ def build_directions(models, alignments, spec: RunSpec, sizes: dict, interventio
 @torch.no_grad()
 def evaluate_direction(models, spec: RunSpec, d: Direction, split='test', procs: Processes | None = None) -> tuple[float, float]:
     "(IIA, token accuracy) of direction `d` on one of its splits, `spec.eval_batch_size` interventions at a time (each process its share)."
-    sp, model, procs = d.splits[split], models[d.trg], procs or Processes()
-    counts = torch.zeros(3, dtype=torch.long, device=sp.h_trg.device)  # trials right, tokens right, tokens
+    procs, n = procs or Processes(), len(d.splits[split].iv)
+    wrong, scored = wrong_tokens(models, spec, d, split, procs.share(torch.arange(n)))
+    n_ok, hits, n_tok = procs.sum(torch.stack([(wrong == 0).sum(), scored.sum() - wrong.sum(), scored.sum()])).tolist()
+    return n_ok / n, hits / max(n_tok, 1)
+
+@torch.no_grad()
+def wrong_tokens(models, spec: RunSpec, d: Direction, split='test', rows=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each intervention of `rows` (default: all) of a split of direction `d`, the scored tokens the target gets wrong
+    and the tokens scored (an intervention counts for IIA when it gets none wrong); `spec.eval_batch_size` a pass."""
+    sp, model = d.splits[split], models[d.trg]
+    empty = torch.zeros(0, dtype=torch.long, device=sp.h_trg.device)  # a process may get no rows
+    wrong, scored = [empty], [empty]
     with parametrize.cached():
-        for idx in procs.share(torch.arange(len(sp.iv))).split(spec.eval_batch_size):
+        for idx in (torch.arange(len(sp.iv)) if rows is None else rows).split(spec.eval_batch_size):
             iv, h_v = sp.iv[idx], d.intervene(sp.h_trg[idx], sp.h_src[idx])
             L = _trim(iv)
-            states, target, rows = scored_states(model, spec.sites[d.trg], iv.cf_ids[:, :L], iv.label_mask[:, :L], iv.trg_pos, h_v, spec.stepwise)
-            miss = predictions(model, states) != target
-            wrong_rows = torch.zeros(len(idx), device=miss.device).index_add_(0, rows.to(miss.device, non_blocking=True), miss.float()).count_nonzero()
-            counts += torch.stack([len(idx) - wrong_rows, (~miss).sum(), miss.new_full((), len(miss), dtype=torch.long)]).to(counts.device)
-    n_ok, hits, n_tok = procs.sum(counts).tolist()
-    return n_ok / len(sp.iv), hits / max(n_tok, 1)
+            states, target, at = scored_states(model, spec.sites[d.trg], iv.cf_ids[:, :L], iv.label_mask[:, :L], iv.trg_pos, h_v, spec.stepwise)
+            at = at.to(target.device, non_blocking=True)
+            miss = (predictions(model, states) != target).long()
+            wrong.append(torch.zeros(len(idx), dtype=torch.long, device=at.device).index_add_(0, at, miss).to(sp.h_trg.device))
+            scored.append(torch.bincount(at, minlength=len(idx)).to(sp.h_trg.device))
+    return torch.cat(wrong), torch.cat(scored)
 
 class Processes:
     """This process's share of a data-parallel run started by `accelerate launch` (with `--multi_gpu` on CPUs too):
