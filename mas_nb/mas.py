@@ -188,13 +188,33 @@ def predictions(model, states) -> torch.Tensor:
     if not len(states): return states.new_zeros(0, dtype=torch.long)
     return torch.cat([model.readout(chunk).argmax(-1) for chunk in states.split(_chunk_rows(model))])
 
+class _ChunkedLoss(torch.autograd.Function):
+    """Per-token cross-entropy through a frozen readout, its gradient with respect to the states taken chunk by chunk
+    in the forward pass: the head runs forward and backward once per chunk, as plain autograd would, yet only one
+    chunk of logits ever exists, and the backward pass only scales the stored per-token gradients."""
+    @staticmethod
+    def forward(ctx, states, target, readout, rows):
+        losses, grads = [], []
+        for s, t in zip(states.split(rows), target.split(rows)):
+            with torch.enable_grad():
+                s = s.detach().requires_grad_()
+                loss = F.cross_entropy(readout(s).float(), t, reduction='none')
+                grads.append(torch.autograd.grad(loss.sum(), s)[0])  # row i's gradient is its own token's: rows are independent
+            losses.append(loss.detach())
+        ctx.save_for_backward(torch.cat(grads))
+        return torch.cat(losses)
+
+    @staticmethod
+    def backward(ctx, upstream):
+        (g,) = ctx.saved_tensors
+        return upstream[:, None].to(g.dtype) * g, None, None, None
+
 def token_losses(model, states, target) -> torch.Tensor:
-    """Cross-entropy of every scored token. Beyond `READOUT_BUDGET` logits they are read out chunk by chunk and
-    recomputed in the backward pass, so memory holds one chunk of logits, never all of them."""
-    ce = lambda s, t: F.cross_entropy(model.readout(s).float(), t, reduction='none')
-    rows = _chunk_rows(model)
-    if len(states) <= rows: return ce(states, target)
-    return torch.cat([checkpoint(ce, s, t, use_reentrant=False) for s, t in zip(states.split(rows), target.split(rows))])
+    """Cross-entropy of every scored token, read out in chunks of at most `READOUT_BUDGET` logits. For a frozen model
+    each chunk's gradient is taken at once (`_ChunkedLoss`): one chunk of logits in memory and nothing recomputed."""
+    if not len(states) or any(p.requires_grad for p in model.parameters()):  # a trainable head needs plain autograd
+        return F.cross_entropy(model.readout(states).float(), target, reduction='none')
+    return _ChunkedLoss.apply(states, target, model.readout, _chunk_rows(model))
 
 # %% ../nbs/04_mas.ipynb #376b0d42
 @dataclass
@@ -283,8 +303,8 @@ class RunSpec:
     def from_dict(cls, config: dict) -> RunSpec:
         "The spec of a saved `config`; a setting added after it was written takes its default (what ran then)."
         method, tasks = METHODS[config['method']], [t if t is None else get_task(t) for t in config['tasks']]
-        own = {f.name for f in fields(cls)} - set(config)
-        defaults = {k: p.default for k, p in inspect.signature(fit_mas).parameters.items() if k in own}
+        missing = {f.name for f in fields(cls)} - set(config)  # settings added after the config was written
+        defaults = {k: p.default for k, p in inspect.signature(fit_mas).parameters.items() if k in missing} if missing else {}
         defaults |= {k: v for k, v in OPTION_DEFAULTS.items() if k in method.options and config.get(k) is None}
         return cls(**{**defaults, **config, 'method': method, 'tasks': tasks})
 

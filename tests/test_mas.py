@@ -168,6 +168,14 @@ def test_a_result_reruns_from_its_own_config(grus):
     assert again.iia == res.iia and again.history == res.history and again.config == res.config
 
 
+def test_an_older_config_rebuilds_with_the_defaults_of_what_it_lacks(grus):
+    "A config written before a setting existed rebuilds with the behaviour it ran under (CLMAS: summed L2, no recompute)."
+    res = fit_mas(grus, 'multiobject', method='clmas', k=8, max_steps=1, **FAST)
+    old = {k: v for k, v in res.config.items() if k not in ('cl_l2', 'recompute_layers', 'micro_batches')}
+    spec = RunSpec.from_dict(old)
+    assert (spec.cl_l2, spec.recompute_layers, spec.micro_batches) == ('sum', False, 1) and spec.to_dict() == res.config
+
+
 def test_a_finished_run_returns_the_same_result_when_called_again(grus, tmp_path):
     "The checkpoint records that the run ended (here at the threshold): calling again does not train on."
     kw = dict(variable='full', sites='hidden', k=8, max_steps=40, threshold=0.05, checkpoint=tmp_path / 'run.pt', **FAST)
@@ -219,3 +227,24 @@ def test_memory_options_leave_the_step_unchanged(grus):
     assert [h['loss'] for h in pieces.history] == pytest.approx([h['loss'] for h in base.history], rel=1e-5)
     rows = fit_mas(grus, 'multiobject', **{**kw, 'method': 'mas'}, rotation='rows')
     assert [tuple(a.Q.shape) for a in rows.alignments] == [(8, 128), (8, 128)] and 0 <= rows.worst_iia <= 1
+
+
+def test_token_losses_read_out_in_chunks_equal_one_dense_readout(monkeypatch):
+    "Chunked per-token losses and their gradients equal the dense ones; the head runs once per chunk, never again in the backward."
+    import torch.nn.functional as F
+    from mas_nb import mas
+    calls = []
+    class Head(torch.nn.Module):
+        vocab_size = 50
+        def __init__(self): super().__init__(); self.lin = torch.nn.Linear(8, 50)
+        def readout(self, x): calls.append(len(x)); return self.lin(x)
+    head = Head().requires_grad_(False)
+    x, t, w = torch.randn(37, 8, requires_grad=True), torch.randint(50, (37,)), torch.rand(37)
+    monkeypatch.setattr(mas, 'READOUT_BUDGET', 5 * 50)   # 5 rows a chunk
+    chunked = mas.token_losses(head, x, t)
+    (chunked * w).sum().backward()
+    assert calls == [5] * 7 + [2]   # forward only: nothing recomputed
+    grad, x.grad = x.grad, None
+    dense = F.cross_entropy(head.lin(x), t, reduction='none')
+    (dense * w).sum().backward()
+    assert torch.allclose(chunked, dense, atol=1e-6) and torch.allclose(grad, x.grad, atol=1e-6)
