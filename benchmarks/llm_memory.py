@@ -26,12 +26,13 @@ P = 32 + 54 + 1 = 87 stepwise latent positions, k = d/2):
   projection; two RMSNorm inputs in float32; q, k, v and the attention output), the hidden stream 4 R S d b, the
   interchange B P (3 d 4 + d b) per direction ('full': float32 latents and the rotated vector kept; 'rows':
   2 d 4 + k 4 + d b), the alignments' d x d matrix_exp and its backward about 12 d^2 4 ('full'; 'rows' 4 k d 4), plus
-  the larger of the backward's two peaks: one chunk of scored-only logits c V x 12 (fp32; 14 in bf16: the float32
-  log-softmax output kept for the backward, its gradient and the logits' gradient), c = min(m, READOUT_BUDGET / V)
+  the larger of two peaks: one chunk of scored-only logits c V x 12 at the end of the forward pass, where each chunk's
+  gradient is taken at once (fp32; 14 in bf16: the float32 log-softmax output, its gradient and the logits'
+  gradient), c = min(m, READOUT_BUDGET / V)
   scored states (110 at V = 151 936 with the trainer's 2^24 budget; m, about R x 31, if it reads out all at once), or
-  one layer's gradients 3 R S I b. With `--recompute-layers` the graph keeps only each layer's input, L R S d b, and
-  the backward adds the graph of the one layer it recomputes. (The training-step line also prints the saved graph measured exactly with autograd's
-  saved-tensor hooks beside the sum of the first three terms.)
+  one layer's gradients in the backward, 3 R S I b. With `--recompute-layers` the graph keeps only each layer's
+  input, L R S d b, and the backward adds the graph of the one layer it recomputes. (The training-step line also
+  prints the saved graph measured exactly with autograd's saved-tensor hooks beside the sum of the first three terms.)
 - evaluation (no gradients; E rows a pass): the intervened latents E P d b, plus the largest stage: the interchange
   E P d (5 x 4 full, 3 x 4 rows, + 2 b for the fetched latents), a decoder layer 3 E S I b + 4 E S d b + E S d 4 (MLP,
   hidden stream, RMSNorm in float32), or the readout E S d b + c_E V b (c_E = min(m_E, READOUT_BUDGET / V) scored states
@@ -163,7 +164,7 @@ def scored_per_target(spec, dirs, steps) -> int:
 class SavedGraph:
     """Bytes of the tensors autograd keeps for the backward (parameters and buffers excluded), per forward pass between
     two backward passes (train_step backpropagates each target's pass before the next): the graph exactly, whatever
-    the allocator does. Logits inside checkpointed chunks are not kept, so not counted."""
+    the allocator does. A chunk of logits lives only while its gradient is taken, so it is not counted."""
     def __init__(self, models):
         self.skip = {t.untyped_storage().data_ptr() for m in models for t in itertools.chain(m.parameters(), m.buffers())}
         self.groups, self.backward = [{}], False

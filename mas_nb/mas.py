@@ -634,7 +634,7 @@ def fit_mas(models,                    # frozen models with the site interface (
             n_test: int = 1_000,       # test interventions per direction (disjoint from training and validation)
             batch_size: int = 128,     # interventions per direction in a training step
             micro_batches: int = 1,    # pieces each step's batch is run in (gradients accumulate): less memory, same step
-            recompute_layers: bool = False,  # keep only each layer's input after the site; rerun it in the backward (less memory, ~1/3 more time)
+            recompute_layers: bool = False,  # keep only each layer's input after the site; rerun it in the backward (less memory, more time)
             eval_batch_size: int = 1024,  # interventions per forward pass when evaluating
             lr: float = 1e-3,          # Adam learning rate
             max_steps: int = 2_000,    # training steps at most
