@@ -51,7 +51,7 @@ from llm_speed import PeakMemory, cached_bytes, mb, supported_options  # noqa: E
 from mas_nb.hf import HFCausalLM  # noqa: E402
 from mas_nb.llm import TokenInterventions, generate  # noqa: E402
 from mas_nb import mas as _mas  # noqa: E402
-from mas_nb.mas import mas_spec, prepare, train_step, evaluate_direction, _frozen  # noqa: E402
+from mas_nb.mas import mas_spec, prepare, train_step, evaluate_direction, batch_rows, _frozen  # noqa: E402
 
 READOUT_BUDGET = getattr(_mas, 'READOUT_BUDGET', None)  # logits read out at once (None: all scored logits at once)
 
@@ -148,15 +148,12 @@ def held_bytes(module) -> int:
 
 
 def scored_per_target(spec, dirs, steps) -> int:
-    "The most scored tokens one target's pass reads in `steps` (train_step's batch draw, repeated)."
+    "The most scored tokens one target's pass reads in `steps` (train_step's batches, from `batch_rows`)."
     most = 0
     for i in steps:
-        g = torch.Generator().manual_seed(spec.seed * 1_000_003 + i)
         per = {}
-        for d in dirs:
-            iv = d.splits['train'].iv
-            idx = torch.randint(len(iv), (spec.batch_size,), generator=g).to(iv.label_mask.device)
-            per[d.trg] = per.get(d.trg, 0) + int(iv.label_mask[idx][:, 1:].sum())
+        for d, idx in batch_rows(spec, dirs, i):
+            per[d.trg] = per.get(d.trg, 0) + int(d.splits['train'].iv.label_mask[idx][:, 1:].sum())
         most = max(most, *per.values())
     return most
 

@@ -47,7 +47,7 @@ import torch.nn.functional as F
 
 from mas_nb.hf import HFCausalLM
 from mas_nb.llm import Generations, TokenInterventions
-from mas_nb.mas import mas_spec, prepare, train_step, evaluate_direction, fit_mas
+from mas_nb.mas import mas_spec, prepare, train_step, evaluate_direction, fit_mas, batch_rows
 
 PROMPT, NEW, INDEX_RANGE, SEED = 32, 64, (10, 54), 0
 SHAPES = {'small': dict(hidden_size=256, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=1024),
@@ -156,9 +156,8 @@ class Ours:
 
     def batch(self, i):
         "The interventions `train_step(..., i)` trains on (its batch draw, repeated here for the other contenders), on the model's device."
-        g = torch.Generator().manual_seed(self.spec.seed * 1_000_003 + i)
-        iv = self.dirs[0].splits['train'].iv
-        b, dev = iv[torch.randint(len(iv), (self.spec.batch_size,), generator=g).to(iv.src_ids.device)], self.models[0].device
+        (d, idx), = batch_rows(self.spec, self.dirs, i)
+        b, dev = d.splits['train'].iv[idx], self.models[0].device
         return replace(b, **{k: getattr(b, k).to(dev) for k in ('src_ids', 'src_pos', 'trg_ids', 'trg_pos', 'cf_ids', 'label_mask')})
 
 

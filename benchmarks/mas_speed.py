@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch.nn.utils import parametrize
 
 from mas_nb.checkpoints import cached_model
-from mas_nb.mas import fit_mas, build_directions, make_alignments, mas_spec, train_step
+from mas_nb.mas import fit_mas, batch_rows, build_directions, make_alignments, mas_spec, train_step
 from mas_nb.interventions import interchange
 
 BATCH, SEED = 128, 0  # interventions per direction per step, fit_mas's default
@@ -51,16 +51,15 @@ def hooked_logits(model, ids, pos, swap):
         handle.remove()
 
 
-def hooked_step_loss(models, alignments, dirs, k, step):
-    "The same loss as `train_step`'s, computed the straightforward way: no cached latents, no fused passes."
-    g = torch.Generator().manual_seed(SEED * 1_000_003 + step)
+def hooked_step_loss(models, spec, alignments, dirs, step):
+    "The same loss as `train_step`'s on its batches, computed the straightforward way: no cached latents, no fused passes."
     losses = []
-    for d in dirs:
-        iv = d.splits['train'].iv[torch.randint(len(d.splits['train'].iv), (BATCH,), generator=g)]
-        h_src = torch.zeros(BATCH, models[d.src].rnn.hidden_size)
+    for d, idx in batch_rows(spec, dirs, step):
+        iv = d.splits['train'].iv[idx]
+        h_src = torch.zeros(len(iv), models[d.src].rnn.hidden_size)
         def read(state, rows): h_src[rows] = state; return state
         with torch.no_grad(): hooked_logits(models[d.src], iv.src_ids, iv.src_pos, read)
-        swap = lambda state, rows: interchange(state, h_src[rows], alignments[d.trg], alignments[d.src], k)
+        swap = lambda state, rows: interchange(state, h_src[rows], alignments[d.trg], alignments[d.src], spec.k)
         logits = hooked_logits(models[d.trg], iv.cf_ids, iv.trg_pos, swap)
         m = iv.label_mask[:, 1:]
         losses.append(F.cross_entropy(logits[:, :-1][m], iv.cf_ids[:, 1:][m]))
@@ -74,9 +73,9 @@ def throughput(step, n_steps):
     return n_steps * 4 * BATCH / (time.perf_counter() - start)
 
 
-def hooked_step(models, alignments, dirs, opt, step):
+def hooked_step(models, spec, alignments, dirs, opt, step):
     with parametrize.cached():
-        loss = hooked_step_loss(models, alignments, dirs, 64, step)
+        loss = hooked_step_loss(models, spec, alignments, dirs, step)
         opt.zero_grad(); loss.backward(); opt.step()
 
 
@@ -104,7 +103,7 @@ def main():
     ours, hooked = 0., 0.
     for _ in range(ROUNDS):
         ours = max(ours, throughput(lambda i: train_step(models, spec, dirs, opt, i), n_steps=40))
-        hooked = max(hooked, throughput(lambda i: hooked_step(models, alignments, dirs, opt, i), n_steps=8))
+        hooked = max(hooked, throughput(lambda i: hooked_step(models, spec, alignments, dirs, opt, i), n_steps=8))
     print(f"ours_interventions_per_s: {ours:.0f}")
     print(f"hooked_interventions_per_s: {hooked:.0f}")
     print(f"speedup_vs_hooked: {ours / hooked:.1f}")

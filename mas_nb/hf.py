@@ -48,7 +48,8 @@ class HFCausalLM(LatentModel):
         super().__init__()
         self.lm, self.tokenizer = model, tokenizer
         self.name = name or getattr(model.config, '_name_or_path', '') or type(model).__name__
-        self.n_layers = len(decoder_layers(model))
+        self.layers = tuple(decoder_layers(model))  # found once (every pass names them); a tuple registers no submodule
+        self.n_layers = len(self.layers)
         self.sites = Sites(('embedding',) + tuple(f'layer{i}' for i in range(self.n_layers)), (n for n, _ in model.named_modules() if n))
         self._dims = {}
 
@@ -61,7 +62,7 @@ class HFCausalLM(LatentModel):
         "The module whose output is the latent at `site`."
         if site == 'embedding': return self.lm.get_input_embeddings()
         m = re.fullmatch(r'layer(\d+)', str(site))
-        if m and int(m[1]) < self.n_layers: return decoder_layers(self.lm)[int(m[1])]
+        if m and int(m[1]) < self.n_layers: return self.layers[int(m[1])]
         if site in self.sites.modules: return self.lm.get_submodule(site)
         some = sorted(self.sites.modules, key=len)[:4]
         raise ValueError(f"unknown site {site!r} for {self.name}: use 'embedding', 'layer0'..'layer{self.n_layers - 1}' "
@@ -104,7 +105,7 @@ class HFCausalLM(LatentModel):
 
     def downstream_layers(self, site: str) -> list:
         "The decoder layers after the module at `site`: all of them after the embedding, none after the last layer."
-        mod, layers = self.module(site), list(decoder_layers(self.lm))
+        mod, layers = self.module(site), list(self.layers)
         holding = [i for i, layer in enumerate(layers) if any(m is mod for m in layer.modules())]
         if holding: return layers[holding[0] + 1:]
         return layers if mod is self.lm.get_input_embeddings() else []

@@ -26,8 +26,8 @@ from .files import atomic_write, write_json
 __all__ = ['METHODS', 'READOUT_BUDGET', 'OPTION_DEFAULTS', 'MEMORY_SETTINGS', 'Method', 'Split', 'Direction', 'site_latents',
            'take', 'device_of', 'SiteLatents', 'counterfactual_latents', 'scored_states', 'cl_loss', 'predictions',
            'token_losses', 'MASResult', 'mean_se', 'RunSpec', 'make_spec', 'make_alignments', 'init_scales',
-           'build_directions', 'evaluate_direction', 'wrong_tokens', 'Processes', 'train_step', 'recomputed', 'fit_mas',
-           'mas_spec', 'prepare', 'fit_spec', 'evaluate_iia', 'plot_curves']
+           'build_directions', 'evaluate_direction', 'wrong_tokens', 'Processes', 'train_step', 'batch_rows',
+           'recomputed', 'fit_mas', 'mas_spec', 'prepare', 'fit_spec', 'evaluate_iia', 'plot_curves']
 
 # %% ../nbs/04_mas.ipynb #2455628f
 @dataclass(frozen=True)
@@ -549,8 +549,7 @@ def train_step(models, spec: RunSpec, dirs, opt, step: int, procs: Processes | N
     backpropagated as soon as it is computed, so only one target's graph exists at a time (gradients accumulate).
     With several processes each takes its share of the rows, and means become sums over the whole batch's counts."""
     procs = procs or Processes()
-    g = torch.Generator().manual_seed(spec.seed * 1_000_003 + step)  # batches depend only on (seed, step): resumable
-    picks = [(d, torch.randint(len(d.splits['train'].iv), (spec.batch_size,), generator=g)) for d in dirs if d.behaviour or d.cl]
+    picks = batch_rows(spec, dirs, step)
     n_behav, n_cl = sum(d.behaviour for d, _ in picks), sum(d.cl for d, _ in picks)
     both = n_behav and n_cl  # then ε weighs the two (CLMAS); otherwise ε is not set and not needed
     w_behav = ((1 - spec.epsilon) if both else 1) / n_behav if n_behav else 0.
@@ -575,6 +574,12 @@ def train_step(models, spec: RunSpec, dirs, opt, step: int, procs: Processes | N
     procs.sum_grads(p for group in opt.param_groups for p in group['params'])
     opt.step()
     return procs.sum(total)
+
+def batch_rows(spec: RunSpec, dirs, step: int) -> list:
+    """Each direction that carries a loss with the `spec.batch_size` training rows of step `step`. The draw depends only
+    on (seed, step), so a resumed run draws the same batches, and so can a benchmark that replays them."""
+    g = torch.Generator().manual_seed(spec.seed * 1_000_003 + step)
+    return [(d, torch.randint(len(d.splits['train'].iv), (spec.batch_size,), generator=g)) for d in dirs if d.behaviour or d.cl]
 
 @contextmanager
 def recomputed(layers):
