@@ -8,7 +8,7 @@ import copy, inspect, itertools, math, os, time
 from functools import partial
 from contextlib import contextmanager
 from typing import Callable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 import numpy as np
 import torch
