@@ -9,9 +9,9 @@ from pathlib import Path
 from fastcore.docments import docments
 
 # %% auto #0
-__all__ = ['COMMANDS', 'out_folder', 'checkpoint_file', 'load_or_train', 'examples', 'parse_seeds', 'train', 'parse_models',
-           'align', 'similarity', 'demo_reading', 'demo_figure', 'demo', 'reproduce', 'flag', 'canonical_flags',
-           'command_parser', 'overview', 'main']
+__all__ = ['COMMANDS', 'out_folder', 'result_folder', 'checkpoint_file', 'load_or_train', 'examples', 'parse_seeds', 'train',
+           'parse_models', 'align', 'similarity', 'saved_models', 'evaluate', 'apply', 'demo_reading', 'demo_figure',
+           'demo', 'reproduce', 'flag', 'canonical_flags', 'command_parser', 'overview', 'main']
 
 # %% ../nbs/08_cli.ipynb #5e1b7a20
 def _say(*args):
@@ -32,6 +32,14 @@ def out_folder(out, writes: str = 'results') -> Path | None:
     if Path(out).suffix in ('.json', '.png'):
         raise ValueError(f"--out names a folder (this command writes {writes} into it), got {out}")
     return _folder(out, 'results')
+
+def result_folder(path) -> Path | None:
+    "The `--save` folder of a fitted result: where it may be written (an existing one is replaced), checked before any work."
+    if path is None: return None
+    path = Path(path)
+    if path.is_file(): raise ValueError(f"--save names a folder (result.json and alignments.safetensors go into it), got the file {path}")
+    _folder(path.parent, 'a saved result')
+    return path
 
 def checkpoint_file(path) -> Path | None:
     "The `--checkpoint` file, its folder created and checked writable before any work starts."
@@ -114,12 +122,13 @@ def align(models: str = 'multiobject:gru:0,multiobject:gru:1',  # comma-separate
           threshold: float = 0.99,  # stop once the worst direction's validation IIA reaches this; 0: run all max-steps
           checkpoint: str = None,   # file for the training state, saved at every evaluation; a rerun resumes from it
           seed: int = 0,            # seed of the interventions and alignments
-          out: str = None):         # folder to write align.json into (default: print only)
+          out: str = None,          # folder to write align.json into (default: print only)
+          save: str = None):        # folder to save the fitted result in, alignments included (for `evaluate` and `apply`)
     "Fit a MAS-family alignment between cached models and print IIA per direction."
     if not 0 <= threshold <= 1: raise ValueError(f"threshold must be in [0, 1] (0: never stop early), got {threshold}")
     for name, n in dict(n_train=n_train, max_steps=max_steps).items():
         if n < 1: raise ValueError(f"{name} must be a positive integer, got {n}")
-    out, checkpoint = out_folder(out, 'align.json'), checkpoint_file(checkpoint)
+    out, checkpoint, save = out_folder(out, 'align.json'), checkpoint_file(checkpoint), result_folder(save)
     ms = parse_models(models, width)
     from mas_nb.mas import fit_mas
     _say(f"{method}: {n_train} training interventions per direction, then up to {max_steps} steps ...")
@@ -128,6 +137,7 @@ def align(models: str = 'multiobject:gru:0,multiobject:gru:1',  # comma-separate
                   checkpoint=checkpoint, seed=seed, names=[m.strip() for m in models.split(',')])
     _say(res.table())
     if out: res.save_json(out / 'align.json'); _say(f"wrote {out / 'align.json'}")
+    if save: res.save(save); _say(f"saved the result with its alignments to {save} (mas-nb evaluate {save})")
     return res
 
 def similarity(models: str = 'multiobject:gru:0,multiobject:gru:1',  # two models, task:arch:seed
@@ -145,6 +155,46 @@ def similarity(models: str = 'multiobject:gru:0,multiobject:gru:1',  # two model
     _say(res)
     if out: write_json(out / 'similarity.json', res.to_dict()); _say(f"wrote {out / 'similarity.json'}")
     return res
+
+# %% ../nbs/08_cli.ipynb #84bd297a
+def saved_models(result) -> list:
+    "The task models a saved result was fitted on, from the model cache by its fingerprints (trained first if missing)."
+    configs = [fp.get('config') for fp in result.fingerprints or []]
+    if not configs or not all(c and {'task', 'arch', 'seed', 'width'} <= set(c) for c in configs):
+        raise ValueError("the result was not fitted on cached task models (language models and your own models): "
+                         "load it in Python with MASResult.load(folder, models)")
+    return [load_or_train(c['task'], c['arch'], c['seed'], c['width']) for c in configs]
+
+def evaluate(folder: str,          # a result saved by `mas-nb align --save`
+             n: int = 1000,        # fresh interventions per direction
+             seed: int = 1,        # seed of the fresh interventions
+             strict: bool = True): # refuse models whose weights differ from those the result was fitted on
+    "IIA of a saved result's alignments on fresh interventions, beside the IIA it was fitted to."
+    from mas_nb.mas import MASResult, evaluate_iia
+    from mas_nb.tasks import check_n
+    n, seed = check_n(n, 'n'), check_n(seed, 'seed', 0)
+    res = MASResult.load(folder)
+    fresh = evaluate_iia(saved_models(res), res, n=n, seed=seed, strict=strict)
+    _say(f"{'direction':>24} {'fitted':>7} {'fresh':>7} {'tokens':>7}")
+    for d, v in fresh.items(): _say(f"{d:>24} {res.iia[d]:7.4f} {v['iia']:7.4f} {v['token_acc']:7.4f}")
+    _say(f"{'worst':>24} {res.worst_iia:7.4f} {min(v['iia'] for v in fresh.values()):7.4f}   ({n} fresh interventions per direction, seed {seed})")
+    return fresh
+
+def apply(folder: str,                # a result saved by `mas-nb align --save`
+          source: str,                # the source sequence, tokens separated by spaces, e.g. "B Da Db Dc T R R R E"
+          target: str,                # the target sequence
+          position: int,              # the swap's position in the target (0 is B)
+          source_position: int = None,  # its position in the source (default: the same)
+          direction: str = None,      # e.g. multiobject:gru:0->multiobject:gru:1 (default: the first across models)
+          seed: int = 0,              # draws the demo tokens a counterfactual left in its demo phase goes on with
+          strict: bool = True):       # refuse models whose weights differ from those the result was fitted on
+    "One interchange intervention with a saved result: the counterfactual, and the target's output with and without the swap."
+    from mas_nb.mas import MASResult
+    from mas_nb.results import apply_alignment
+    res = MASResult.load(folder)
+    sw = apply_alignment(saved_models(res), res, source, target, position, source_position, direction, seed=seed, strict=strict)
+    _say(f"{sw.direction}\n{sw.table()}")
+    return sw
 
 # %% ../nbs/08_cli.ipynb #f8a222d7
 def demo_reading(res, sim) -> str:
@@ -229,7 +279,8 @@ def reproduce(experiment: str,           # fig2ab, fig2d, fig3a, fig3b, arithmet
     return res
 
 # %% ../nbs/08_cli.ipynb #5d7811a9
-COMMANDS = {'demo': demo, 'train': train, 'align': align, 'similarity': similarity, 'reproduce': reproduce, 'examples': examples}
+COMMANDS = {'demo': demo, 'train': train, 'align': align, 'evaluate': evaluate, 'apply': apply, 'similarity': similarity,
+            'reproduce': reproduce, 'examples': examples}
 
 def flag(name: str) -> str:
     "The command-line spelling of parameter `name`: `max_steps` -> `--max-steps`."

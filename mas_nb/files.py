@@ -4,11 +4,11 @@
 
 # %% ../nbs/10_files.ipynb #ba503d7a
 from __future__ import annotations
-import json, math, os, re, stat, tempfile
+import json, math, os, re, shutil, stat, tempfile
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['atomic_write', 'strict', 'write_json', 'TooLarge', 'available_memory', 'check_memory']
+__all__ = ['atomic_write', 'strict', 'write_json', 'atomic_folder', 'TooLarge', 'available_memory', 'check_memory']
 
 # %% ../nbs/10_files.ipynb #38185f9f
 def _alive(pid: int) -> bool:
@@ -23,7 +23,7 @@ def _remove_stale(path: Path):
     own = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.[a-z0-9_]+\.tmp")
     for tmp in path.parent.iterdir():
         m = own.fullmatch(tmp.name)
-        if m and int(m[1]) != os.getpid() and not _alive(int(m[1])): tmp.unlink(missing_ok=True)
+        if m and int(m[1]) != os.getpid() and not _alive(int(m[1])): shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink(missing_ok=True)
 
 def _fsync_folder(folder: Path):
     "Make a rename in `folder` durable (POSIX; elsewhere the rename is left to the OS)."
@@ -71,6 +71,34 @@ def write_json(path, data) -> Path:
     try: text = json.dumps(strict(data), indent=1, allow_nan=False)
     except (TypeError, ValueError) as e: raise TypeError(f"data cannot be written as JSON: {e}") from None
     return atomic_write(path, lambda f: f.write(text.encode()))
+
+# %% ../nbs/10_files.ipynb #0ad5d688
+def _fsync_files(folder: Path):
+    "Flush every file in `folder` to disk."
+    for f in folder.iterdir():
+        if f.is_file():
+            with open(f, 'rb') as fh: os.fsync(fh.fileno())
+
+def atomic_folder(folder, write) -> Path:
+    """Create the folder `folder` by `write(tmp)` into a temporary folder beside it, then rename: never half of one.
+    An existing folder is replaced; temporaries of killed writers are removed."""
+    folder = Path(folder)
+    if not folder.name or folder.is_file(): raise ValueError(f"folder must name a folder, got {str(folder)!r}")
+    if not callable(write): raise TypeError(f"write must be a callable that fills a folder, got {write!r}")
+    try: folder.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise ValueError(f"folder {folder}: cannot create its parent ({e.strerror})") from e
+    _remove_stale(folder)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.{os.getpid()}.", suffix='.tmp'))
+    try:
+        write(tmp); _fsync_files(tmp); _fsync_folder(tmp)
+        if folder.exists():  # move the old folder aside (a name `_remove_stale` knows), the new one in, then drop the old
+            old = tmp.with_name(tmp.name[:-len('.tmp')] + '_old.tmp')
+            os.replace(folder, old); os.replace(tmp, folder); shutil.rmtree(old)
+        else: os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True); raise
+    _fsync_folder(folder.parent)
+    return folder
 
 # %% ../nbs/10_files.ipynb #10897c41
 class TooLarge(ValueError, MemoryError):

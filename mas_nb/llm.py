@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_llm.ipynb #4b266aaf
 from __future__ import annotations
-import csv, itertools, json, os, tempfile
+import csv, itertools, json, os, re, tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -21,7 +21,7 @@ from .tasks import as_rng
 __all__ = ['DEFAULT_MODEL', 'JIGSAW_COLUMNS', 'SOURCES', 'GROUPS', 'TextData', 'check_nonempty', 'balance', 'split_data',
            'disjoint', 'load_text_file', 'label_rows', 'load_toxicity', 'toxicity_data', 'load_lm', 'tiny_tokenizer',
            'tiny_qwen2', 'finetune', 'make_prompts', 'Generations', 'generate', 'TokenInterventions',
-           'check_same_vocab', 'llm_mas', 'StudyResult', 'toxicity_study', 'plot_study']
+           'check_same_vocab', 'llm_mas', 'StudyResult', 'toxicity_study', 'pair_folder', 'plot_study']
 
 # %% ../nbs/07_llm.ipynb #5f6fd12e
 DEFAULT_MODEL = 'deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B'
@@ -315,16 +315,20 @@ def llm_mas(models,                 # `HFCausalLM`s, `(model, tokenizer)` pairs 
             max_steps: int = 1_000, # training steps at most
             rotation: str = 'rows', # only the k rows of each rotation Eq. 6 reads: the same function class, cheaper at LLM widths
             latents: str = 'batch', # latents recomputed per batch (an embedding lookup at the embedding site): memory of one batch
+            out=None,               # folder to save the result in, alignments included (`MASResult.save`)
             **kwargs) -> MASResult:
     "Stepwise MAS at `site` between causal LMs, trained on their greedy `generations`; other options as in `fit_mas`."
     models, generations = list(models), list(generations)
     if len(models) != len(generations): raise ValueError(f"generations: {len(models)} models but {len(generations)} generations; give one each")
+    if out is not None and Path(out).is_file(): raise ValueError(f"out names a folder for the saved result, got the file {out}")
     names = [str(x) for x in (names or [g.name or str(i) for i, g in enumerate(generations)])]
     models = [_adapt(m, n) for m, n in zip(models, names)]
     check_same_vocab(models)
     for m in models: m.module(site)  # unknown site: fail before any work
-    return fit_mas(models, variable='tokens', sites=site, k=k, method='mas', stepwise=True, names=names, batch_size=batch_size,
-                   max_steps=max_steps, rotation=rotation, latents=latents, interventions=TokenInterventions(generations, index_range), **kwargs)
+    res = fit_mas(models, variable='tokens', sites=site, k=k, method='mas', stepwise=True, names=names, batch_size=batch_size,
+                  max_steps=max_steps, rotation=rotation, latents=latents, interventions=TokenInterventions(generations, index_range), **kwargs)
+    if out is not None: res.save(out)
+    return res
 
 # %% ../nbs/07_llm.ipynb #5d291cec
 @dataclass
@@ -357,8 +361,10 @@ def toxicity_study(toxic: dict,              # {name: model} of the models fine-
                    generations: dict,        # {name: Generations} of every model, from the same prompts
                    site: str = 'embedding',  # the site of every model
                    progress: bool = True,    # show a bar over the model pairs
+                   out=None,                 # folder for each pair's saved result (`pair_folder`) and study.json
                    **mas_kw) -> StudyResult: # options of `llm_mas` (sizes, steps, k, ...)
     "MAS on every pair of `toxic` and `nontoxic` models (`{name: model}`), with `generations` `{name: Generations}`."
+    if out is not None and Path(out).is_file(): raise ValueError(f"out names a folder for the pairs' results, got the file {out}")
     kind = {**{n: 'toxic' for n in toxic}, **{n: 'nontoxic' for n in nontoxic}}
     if len(kind) != len(toxic) + len(nontoxic): raise ValueError("a model name is both toxic and nontoxic")
     if len(kind) < 2: raise ValueError(f"the study needs at least two models, got {list(kind)}")
@@ -366,12 +372,19 @@ def toxicity_study(toxic: dict,              # {name: model} of the models fine-
     if missing: raise ValueError(f"no generations for {missing}")
     models, records, runs = {**toxic, **nontoxic}, [], {}
     for a, b in tqdm(list(itertools.combinations(kind, 2)), desc='model pairs', disable=not progress, leave=False):
-        res = llm_mas([models[a], models[b]], [generations[a], generations[b]], site, names=[a, b], progress=False, **mas_kw)
+        res = llm_mas([models[a], models[b]], [generations[a], generations[b]], site, names=[a, b], progress=False,
+                      out=None if out is None else pair_folder(out, a, b), **mas_kw)
         group = '-'.join(sorted((kind[a], kind[b]), key=lambda k: k != 'toxic'))
         runs[f"{a}|{b}"] = res.to_dict()
         records += [dict(group=group, pair=f"{a}|{b}", direction=d, token_acc=res.token_acc[d], iia=res.iia[d])
                     for d in (f"{a}->{b}", f"{b}->{a}")]
-    return StudyResult(records, _summary(records), runs)
+    study = StudyResult(records, _summary(records), runs)
+    if out is not None: study.save_json(Path(out) / 'study.json')
+    return study
+
+def pair_folder(out, a: str, b: str) -> Path:
+    "Where `toxicity_study` saves the result of the pair (a, b) under `out`: model names made safe for a file name."
+    return Path(out) / re.sub(r'[^\w.-]+', '_', f"{a}__{b}")
 
 def plot_study(study: StudyResult, ax=None):
     "Mean token accuracy ± SE per group, with the directions as dots (the paper's Fig. 2c)."

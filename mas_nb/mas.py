@@ -234,6 +234,7 @@ class MASResult:
     config: dict
     alignments: nn.ModuleList = field(default=None, repr=False, compare=False)
     spec: RunSpec | None = field(default=None, repr=False, compare=False)  # the checked settings, with the task objects
+    fingerprints: list | None = field(default=None, repr=False, compare=False)  # what each model was (`mas_nb.results.fingerprint`)
 
     @property
     def worst_iia(self) -> float: return min(self.iia.values())
@@ -247,6 +248,17 @@ class MASResult:
     def save_json(self, path):
         "Write `to_dict()` atomically; in a run of several processes only the first writes (all hold the same result)."
         if int(os.environ.get('RANK', '0')) == 0: write_json(path, self.to_dict())
+
+    def save(self, folder) -> Path:
+        "Write the result with its alignments and model fingerprints to `folder` (`mas_nb.results.save_result`)."
+        from mas_nb.results import save_result
+        return save_result(self, folder)
+
+    @classmethod
+    def load(cls, folder, models=None, strict: bool = True) -> MASResult:
+        "The result saved in `folder`, checked against `models` if given (`mas_nb.results.load_result`)."
+        from mas_nb.results import load_result
+        return load_result(folder, models, strict)
 
     def table(self) -> str:
         rows = [f"{'direction':>12} {'IIA':>7} {'tokens':>7}  trained"]
@@ -720,12 +732,14 @@ def _train(models, spec: RunSpec, dirs, alignments, checkpoint, progress, start)
 
 def _result(models, spec: RunSpec, dirs, alignments, state, seconds, procs=None) -> MASResult:
     "The run's `MASResult`: IIA and token accuracy of every direction on its test split, with the best state loaded."
+    from mas_nb.results import fingerprint  # `results` builds on this module
     test = {d.name: evaluate_direction(models, spec, d, 'test', procs) for d in dirs}
     return MASResult(method=spec.method.name, variable=tuple(spec.variable), sites=spec.sites, k=spec.k,
                      iia={n: v[0] for n, v in test.items()}, token_acc={n: v[1] for n, v in test.items()},
                      trained=[d.name for d in dirs if d.behaviour or d.cl], best_step=state['best_step'], history=state['history'],
                      cl_missing=sum(int(torch.isnan(d.splits['train'].h_cl).any(-1).sum()) for d in dirs if d.cl),
-                     seconds=seconds, config=spec.to_dict(), alignments=alignments, spec=spec)
+                     seconds=seconds, config=spec.to_dict(), alignments=alignments, spec=spec,
+                     fingerprints=[fingerprint(m, s) for m, s in zip(models, spec.sites)])
 
 # %% ../nbs/04_mas.ipynb #fb2d5f42
 MEMORY_SETTINGS = ('latents', 'micro_batches', 'recompute_layers', 'eval_batch_size')  # trade memory for time, same results
@@ -748,17 +762,27 @@ def _resume(path, spec: RunSpec, alignments, opt) -> dict:
     return {k: ck[k] for k in keys[3:]} | dict(stopped=bool(ck.get('stopped', False)))
 
 # %% ../nbs/04_mas.ipynb #213c9511
-def evaluate_iia(models, result: MASResult, n: int = 1_000, seed: int = 1, interventions: Callable | None = None) -> dict:
-    "IIA and token accuracy of a fitted `result`'s alignments on `n` fresh interventions per direction."
+def evaluate_iia(models, result: MASResult, n: int = 1_000, seed: int = 1, interventions: Callable | None = None,
+                 strict: bool = True, split: str = 'fresh') -> dict:
+    """IIA and token accuracy of a fitted `result`'s alignments on `n` fresh interventions per direction drawn from
+    `seed`; `split='test'`: on the run's own test interventions instead (rebuilt from its seed and sizes; `n` and
+    `seed` unused), where a loaded result gives the fitted IIA. The models must be those the result was fitted on
+    (its fingerprints); `strict=False` accepts other weights of the same shapes, with a warning."""
+    from mas_nb.results import check_models, place
     models, fitted_on = list(models), result.config.get('interventions')
+    if split not in ('fresh', 'test'): raise ValueError(f"split must be 'fresh' or 'test', got {split!r}")
     if len(models) != len(result.config['sites']): raise ValueError(f"models: the result aligned {len(result.config['sites'])} models, got {len(models)}")
     if (fitted_on is None) != (interventions is None):
         raise ValueError("interventions: pass them exactly when the run was fitted with custom interventions"
                          f" (this one {'was' if fitted_on is not None else 'was not'})")
+    check_models(result, models, strict)
     spec = result.spec if result.spec is not None else RunSpec.from_dict(result.config)
-    spec = make_spec(models, **{**_spec_arguments(spec), 'seed': seed, 'interventions': interventions})  # the models must fit the run
+    own = split == 'test'
+    spec = make_spec(models, **{**_spec_arguments(spec), 'seed': spec.seed if own else seed, 'interventions': interventions})  # the models must fit the run
+    place(result, models)
+    sizes = dict(train=spec.n_train, valid=spec.n_valid, test=spec.n_test) if own else dict(test=n)
     with _frozen(models):
-        dirs = build_directions(models, result.alignments, spec, dict(test=n), interventions)
+        dirs = build_directions(models, result.alignments, spec, sizes, interventions)
         return {d.name: dict(zip(('iia', 'token_acc'), evaluate_direction(models, spec, d))) for d in dirs}
 
 def _spec_arguments(spec: RunSpec) -> dict:
