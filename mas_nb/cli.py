@@ -5,13 +5,14 @@
 # %% ../nbs/08_cli.ipynb #92808ece
 from __future__ import annotations
 import argparse, inspect, os, sys, time
+from collections import Counter
 from pathlib import Path
 from fastcore.docments import docments
 
 # %% auto #0
 __all__ = ['COMMANDS', 'out_folder', 'result_folder', 'checkpoint_file', 'load_or_train', 'examples', 'parse_seeds', 'train',
            'parse_models', 'align', 'similarity', 'saved_models', 'evaluate', 'apply', 'demo_reading', 'demo_figure',
-           'demo', 'reproduce', 'flag', 'canonical_flags', 'command_parser', 'overview', 'main']
+           'demo', 'reproduce', 'jobs', 'flag', 'canonical_flags', 'command_parser', 'overview', 'main']
 
 # %% ../nbs/08_cli.ipynb #5e1b7a20
 def _say(*args):
@@ -267,11 +268,21 @@ def reproduce(experiment: str,           # fig2ab, fig2d, fig3a, fig3b, arithmet
               preset: str = 'small',     # small (minutes), medium (the committed results/) or paper (the paper's sizes)
               out: str = 'results',      # folder for EXPERIMENT.json and EXPERIMENT.png
               sizes: str = None,         # change preset fields, e.g. "max_steps=100 seeds=0,1,2"
-              force: bool = False):      # overwrite result files that git tracks in --out (the committed results/)
-    "Run one of the paper's experiments at a preset size; print its summary, write EXPERIMENT.json and .png."
+              force: bool = False,       # overwrite result files that git tracks in --out (the committed results/)
+              executor: str = 'inprocess',  # where the jobs run: inprocess, local (worker processes), slurm, submitit-local
+              workers: int = 2,          # local worker processes
+              gpus: str = None,          # local: one worker per GPU, e.g. 0,1,2,3
+              partition: str = None,     # slurm: the partition
+              account: str = None,       # slurm: the account
+              gpus_per_job: int = 0,     # slurm: GPUs per job
+              timeout_min: int = 60):    # slurm: time limit of a job, minutes
+    """Run one of the paper's experiments at a preset size, as jobs in OUT/jobs/EXPERIMENT (a rerun skips the finished
+    ones and resumes an interrupted one); print its summary, write EXPERIMENT.json and .png."""
     from mas_nb import experiments
     experiments.get_preset(preset)  # name the bad preset before the bad sizes
-    res = experiments.reproduce(experiment, experiments.with_sizes(preset, sizes), out, force=force)
+    slurm = {k: v for k, v in dict(partition=partition, account=account, gpus_per_node=gpus_per_job or None, timeout_min=timeout_min).items() if v}
+    res = experiments.reproduce(experiment, experiments.with_sizes(preset, sizes), out, force=force, executor=executor, workers=workers,
+                                gpus=parse_seeds(gpus) if gpus else None, slurm=slurm)
     for row in res['summary']:
         keys = '  '.join(f"{v}" for k, v in row.items() if k not in ('mean', 'se', 'n'))
         _say(f"{keys:<45} {row['mean']:.3f} ± {row['se']:.3f}  (n={row['n']})")
@@ -279,8 +290,17 @@ def reproduce(experiment: str,           # fig2ab, fig2d, fig3a, fig3b, arithmet
     return res
 
 # %% ../nbs/08_cli.ipynb #5d7811a9
+def jobs(folder: str):  # a folder of jobs, e.g. results/jobs (reproduce writes them to OUT/jobs/EXPERIMENT)
+    "List the jobs under a folder with their state (done, failed, started), time and folder."
+    from mas_nb.jobs import folder_status
+    rows = folder_status(folder)
+    if not rows: raise ValueError(f"no jobs under {folder}")
+    for r in rows: _say(f"{r['state']:8} {'' if r['seconds'] is None else str(round(r['seconds'])) + ' s':>7}  {r['name']:<40} {r['folder']}")
+    _say(', '.join(f"{n} {s}" for s, n in sorted(Counter(r['state'] for r in rows).items())))
+    return rows
+
 COMMANDS = {'demo': demo, 'train': train, 'align': align, 'evaluate': evaluate, 'apply': apply, 'similarity': similarity,
-            'reproduce': reproduce, 'examples': examples}
+            'reproduce': reproduce, 'jobs': jobs, 'examples': examples}
 
 def flag(name: str) -> str:
     "The command-line spelling of parameter `name`: `max_steps` -> `--max-steps`."

@@ -4,23 +4,26 @@
 
 # %% ../nbs/06_experiments.ipynb #9a2d2a9a
 from __future__ import annotations
-import json, subprocess, tempfile, time
+import hashlib, json, subprocess, tempfile, time
 from dataclasses import dataclass, asdict, replace
 from itertools import combinations, product
 from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
-from .checkpoints import cached_model
+from .checkpoints import cache_path, cached_model
+from .jobs import Job, digest, run_jobs, scratch
 from .files import atomic_write, write_json
 from .mas import fit_mas, mean_se
 from .similarity import similarity_protocol
 from .tasks import check_n, check_real
 
 # %% auto #0
-__all__ = ['PRESETS', 'LAYERS', 'SWEEP', 'TASKS_3B', 'B6_CONDITIONS', 'EXPERIMENTS', 'Preset', 'get_preset', 'check_preset',
-           'with_sizes', 'align', 'seed_pairs', 'summarise', 'new_figure', 'bars', 'fig2ab', 'plot_fig2ab', 'fig2d',
-           'plot_fig2d', 'fig3a', 'plot_fig3a', 'fig3b', 'plot_fig3b', 'arithmetic_b6', 'plot_arithmetic_b6',
-           'mas_n_models', 'iia_matrix', 'plot_mas_n_models', 'reproduce', 'load_result', 'plot_result']
+__all__ = ['PRESETS', 'LAYERS', 'SWEEP', 'TASKS_3B', 'B6_CONDITIONS', 'EXPERIMENTS', 'UNITS', 'Preset', 'get_preset',
+           'check_preset', 'with_sizes', 'align', 'seed_pairs', 'summarise', 'new_figure', 'bars', 'fig2ab_units',
+           'fig2ab', 'plot_fig2ab', 'fig2d_units', 'fig2d', 'plot_fig2d', 'fig3a_units', 'fig3a', 'plot_fig3a',
+           'fig3b_units', 'fig3b', 'plot_fig3b', 'arithmetic_b6_units', 'arithmetic_b6', 'plot_arithmetic_b6',
+           'mas_n_models_units', 'mas_n_models', 'iia_matrix', 'plot_mas_n_models', 'train_job', 'model_unchanged',
+           'unit_job', 'experiment_jobs', 'run_experiment', 'reproduce', 'load_result', 'plot_result']
 
 # %% ../nbs/06_experiments.ipynb #05bbcbb7
 @dataclass(frozen=True)
@@ -98,9 +101,12 @@ def with_sizes(preset, spec: str | None) -> Preset:
 
 # %% ../nbs/06_experiments.ipynb #ecfff458
 def align(models, p: Preset, names, **kw):
-    "`fit_mas` at the preset's sizes with early stopping; the alignment seed is fixed (the models vary)."
+    """`fit_mas` at the preset's sizes with early stopping; the alignment seed is fixed (the models vary). Inside a job
+    (`mas_nb.jobs`) it keeps a checkpoint in the job's folder, so an interrupted job resumes where it stopped."""
+    key = hashlib.sha256(repr((list(names), sorted(kw.items()))).encode()).hexdigest()[:12]
     return fit_mas(models, names=names, n_train=p.n_train, n_valid=p.n_valid, n_test=p.n_test, max_steps=p.max_steps,
-                   eval_every=p.eval_every, batch_size=p.batch_size, threshold=p.threshold, seed=0, progress=False, **kw)
+                   eval_every=p.eval_every, batch_size=p.batch_size, threshold=p.threshold, seed=0, progress=False,
+                   checkpoint=scratch(f"mas-{key}.pt"), **kw)
 
 def seed_pairs(p: Preset, pairs) -> list:
     "The first `p.max_pairs` of `pairs` (all when 0)."
@@ -146,7 +152,9 @@ def _comparison_pairs(p, comparison):
     if comparison == 'gru-transformer': return seed_pairs(p, [(('gru', a), ('transformer', t)) for a, t in zip(p.seeds, p.tf_seeds)])
     raise ValueError(f"unknown comparison {comparison!r}; choose gru-gru or gru-transformer")
 
-def _pair_layer(p, comparison, ma, mb, na, nb, layer):
+def _pair_layer(p, comparison, a, b, layer):
+    "Records of one (arch, seed) pair `a`, `b` at one layer: MAS worst-direction IIA, RSA and CKA."
+    ma, mb, na, nb = _model(*a), _model(*b), f"{a[0]}{a[1]}", f"{b[0]}{b[1]}"
     sites = [LAYERS[m.arch][layer] for m in (ma, mb)]
     res = align([ma, mb], p, [na, nb], variable='full', sites=sites, stepwise=layer == 'embedding')
     sim = similarity_protocol(ma, mb, 'multiobject', sites[0], site_b=sites[1], n_per_quantity=p.n_per_quantity,
@@ -155,14 +163,14 @@ def _pair_layer(p, comparison, ma, mb, na, nb, layer):
     return [dict(base, measure='MAS IIA', value=res.worst_iia)] + [
         dict(base, measure=m.upper(), value=sim.scores[m]['mean']) for m in ('rsa', 'cka')]
 
-def fig2ab(preset='small', comparisons=('gru-gru', 'gru-transformer')) -> list:
-    "Records of MAS worst-direction IIA, RSA and CKA per comparison, layer and seed pair."
-    p, jobs = get_preset(preset), []
-    for c in comparisons: jobs += [(c, *pair, layer) for pair in _comparison_pairs(p, c) for layer in ('embedding', 'hidden')]
-    records = []
-    for c, (aa, sa), (ab, sb), layer in tqdm(jobs, desc='fig2ab'):
-        records += _pair_layer(p, c, _model(aa, sa), _model(ab, sb), f"{aa}{sa}", f"{ab}{sb}", layer)
-    return records
+def fig2ab_units(p, comparisons=('gru-gru', 'gru-transformer')) -> list:
+    "The units of Fig. 2a/b, `(function, params, models)`: one per comparison, seed pair and layer."
+    return [('_pair_layer', [c, list(a), list(b), layer], [('multiobject', *a), ('multiobject', *b)])
+            for c in comparisons for a, b in _comparison_pairs(p, c) for layer in ('embedding', 'hidden')]
+
+def fig2ab(preset='small', comparisons=('gru-gru', 'gru-transformer'), **run) -> list:
+    "Records of MAS worst-direction IIA, RSA and CKA per comparison, layer and seed pair (`run`: see `run_experiment`)."
+    return run_experiment('fig2ab', preset, comparisons=comparisons, **run)
 
 def plot_fig2ab(records):
     "One panel per comparison: MAS IIA, RSA and CKA (mean ± SE over seed pairs) at each layer."
@@ -181,14 +189,17 @@ def _sweep_run(p, method, seeds, size):
     kw = dict(SWEEP[method], **({'rank': size} if method == 'Stitch' else {'k': size}))
     res = align([_model('gru', s) for s in seeds], p, names, **kw)
     value = res.iia[res.trained[0]] if method == 'Stitch' else res.worst_iia  # stitching: its trained direction
-    return dict(method=method, size=size, unit='-'.join(names), value=value)
+    return [dict(method=method, size=size, unit='-'.join(names), value=value)]
 
-def fig2d(preset='small') -> list:
-    "Records of IIA against subspace size (DAS per GRU, MAS per pair) and rank (stitching per pair)."
-    p = get_preset(preset)
+def fig2d_units(p) -> list:
+    "The units of Fig. 2d: one per method, GRU (DAS) or seed pair, and size."
     pairs = seed_pairs(p, combinations(p.seeds, 2))
-    jobs = [('DAS', (a,)) for a in dict.fromkeys(a for a, _ in pairs)] + [(m, pair) for pair in pairs for m in ('MAS', 'Stitch')]
-    return [_sweep_run(p, m, seeds, size) for (m, seeds), size in tqdm(list(product(jobs, p.ks)), desc='fig2d')]
+    runs = [('DAS', (a,)) for a in dict.fromkeys(a for a, _ in pairs)] + [(m, pair) for pair in pairs for m in ('MAS', 'Stitch')]
+    return [('_sweep_run', [m, list(seeds), size], [('multiobject', 'gru', s) for s in seeds]) for (m, seeds), size in product(runs, p.ks)]
+
+def fig2d(preset='small', **run) -> list:
+    "Records of IIA against subspace size (DAS per GRU, MAS per pair) and rank (stitching per pair)."
+    return run_experiment('fig2d', preset, **run)
 
 def plot_fig2d(records):
     "IIA (mean ± SE) against k for DAS and MAS and against rank r for stitching."
@@ -213,10 +224,13 @@ def _inaccessible_pair(p, a, b):
     return [dict(method=m, direction=d, pair=f"{na}-{nb}", value=res.iia[name])
             for m, res in runs.items() for d, name in directions.items()]
 
-def fig3a(preset='small') -> list:
+def fig3a_units(p) -> list:
+    "The units of Fig. 3a: one per GRU seed pair (its four methods)."
+    return [('_inaccessible_pair', [a, b], [('multiobject', 'gru', a), ('multiobject', 'gru', b)]) for a, b in seed_pairs(p, combinations(p.seeds, 2))]
+
+def fig3a(preset='small', **run) -> list:
     "Records of Access / No Access IIA for MAS, CLMAS, Stitch and Latent Stitch per GRU seed pair."
-    p = get_preset(preset)
-    return [r for a, b in tqdm(seed_pairs(p, combinations(p.seeds, 2)), desc='fig3a') for r in _inaccessible_pair(p, a, b)]
+    return run_experiment('fig3a', preset, **run)
 
 def plot_fig3a(records):
     "Bars per direction for CLMAS, Stitch and Latent Stitch; MAS as the dashed upper bound."
@@ -245,12 +259,22 @@ def _transfer(p, task, x, var, values=None, roles=('MO', 'partner')) -> list:
     res = align([_model('gru', x, task)], p, [f"{task}{x}"], variable=var, method='das')
     return [dict(method='DAS', unit=f"{task}{x}", direction=f"{roles[1]} → {roles[1]}", value=res.worst_iia)]
 
-def fig3b(preset='small', tasks=TASKS_3B) -> list:
+def _models_of(task, x) -> list:
+    "The (task, arch, seed) of the GRUs a `_transfer` unit uses: the Multi-Object and `task` GRU of a pair, or one `task` GRU."
+    return [('multiobject', 'gru', x[0]), (task, 'gru', x[1])] if isinstance(x, (list, tuple)) else [(task, 'gru', x)]
+
+def _fig3b_unit(p, task, x) -> list:
+    return [dict(task=task, **r) for r in _transfer(p, task, tuple(x) if isinstance(x, list) else x, 'count')]
+
+def fig3b_units(p, tasks=TASKS_3B) -> list:
+    "The units of Fig. 3b: one per partner task and seed pair (MAS), and one per GRU (DAS)."
+    xs = [(t, list(pair)) for t in tasks for pair in _partners(p, t)]
+    xs += [(t, s) for t in tasks for s in (p.seeds if t == 'multiobject' else p.task_seeds)]
+    return [('_fig3b_unit', [t, x], _models_of(t, x)) for t, x in xs]
+
+def fig3b(preset='small', tasks=TASKS_3B, **run) -> list:
     "Records of Count IIA per direction: MAS Multi-Object GRU ↔ task GRU per seed pair, and DAS on each task GRU."
-    p = get_preset(preset)
-    jobs = [(t, pair) for t in tasks for pair in _partners(p, t)]
-    jobs += [(t, s) for t in tasks for s in (p.seeds if t == 'multiobject' else p.task_seeds)]
-    return [dict(task=t, **r) for t, x in tqdm(jobs, desc='fig3b') for r in _transfer(p, t, x, 'count')]
+    return run_experiment('fig3b', preset, tasks=tasks, **run)
 
 def plot_fig3b(records):
     "MAS Count IIA per partner task and direction; DAS within the partner as the dashed upper bound."
@@ -265,13 +289,20 @@ def plot_fig3b(records):
 B6_CONDITIONS = {'Rem Ops': ('rem_ops', None), 'Cumu Val': ('cumu_val', None),
                  'Low Cumu Val': ('cumu_val', range(1, 11)), 'High Cumu Val': ('cumu_val', range(11, 21))}
 
-def arithmetic_b6(preset='small') -> list:
+def _b6_unit(p, condition, x) -> list:
+    roles = ('Count', condition.replace('Low ', '').replace('High ', ''))
+    x = tuple(x) if isinstance(x, list) else x
+    return [dict(condition=condition, **r) for r in _transfer(p, 'arithmetic', x, *B6_CONDITIONS[condition], roles=roles)]
+
+def arithmetic_b6_units(p) -> list:
+    "The units of appendix B.6: one per condition and seed pair (MAS), and one per Arithmetic GRU and variable (DAS)."
+    xs = [(c, list(pair)) for c in B6_CONDITIONS for pair in seed_pairs(p, product(p.seeds, p.task_seeds))]
+    xs += [(c, s) for c in ('Rem Ops', 'Cumu Val') for s in p.task_seeds]
+    return [('_b6_unit', [c, x], _models_of('arithmetic', x)) for c, x in xs]
+
+def arithmetic_b6(preset='small', **run) -> list:
     "Records of Count ↔ arithmetic-variable MAS IIA per condition, seed pair and direction, and DAS on the Arithmetic GRU."
-    p = get_preset(preset)
-    jobs = [(c, pair) for c in B6_CONDITIONS for pair in seed_pairs(p, product(p.seeds, p.task_seeds))]
-    jobs += [(c, s) for c in ('Rem Ops', 'Cumu Val') for s in p.task_seeds]
-    return [dict(condition=c, **r) for c, x in tqdm(jobs, desc='arithmetic_b6')
-            for r in _transfer(p, 'arithmetic', x, *B6_CONDITIONS[c], roles=('Count', c.replace('Low ', '').replace('High ', '')))]
+    return run_experiment('arithmetic_b6', preset, **run)
 
 def plot_arithmetic_b6(records):
     "MAS IIA per Count ↔ arithmetic condition and direction; DAS within the Arithmetic GRU on the same variable as dashed levels."
@@ -292,19 +323,23 @@ def _kind(direction: str) -> str:
 def _n_models(p):
     return [('gru', s) for s in p.seeds] + [('lstm', 0)]
 
-def mas_n_models(preset='small') -> list:
-    "Records of IIA per (source, target) from one joint MAS over all models and from every pairwise MAS."
-    p = get_preset(preset)
-    specs = _n_models(p)
+def _n_models_unit(p, idx) -> list:
+    "Records of one MAS over the models `idx` of `_n_models(p)`: the joint run over all, or a pair."
+    specs = [_n_models(p)[i] for i in idx]
     names = [f"{a}{s}" for a, s in specs]
-    models = [_model(a, s) for a, s in specs]
-    records = []
-    for idx in tqdm([tuple(range(len(specs)))] + list(combinations(range(len(specs)), 2)), desc='mas_n_models'):
-        res = align([models[i] for i in idx], p, [names[i] for i in idx])
-        run = 'joint' if len(idx) > 2 else 'pairwise'
-        records += [dict(run=run, src=s, trg=t, pair='+'.join(names[i] for i in idx), value=v)
-                    for (s, t), v in ((d.split('->'), v) for d, v in res.iia.items())]
-    return records
+    res = align([_model(a, s) for a, s in specs], p, names)
+    run = 'joint' if len(idx) > 2 else 'pairwise'
+    return [dict(run=run, src=s, trg=t, pair='+'.join(names), value=v) for (s, t), v in ((d.split('->'), v) for d, v in res.iia.items())]
+
+def mas_n_models_units(p) -> list:
+    "The units of the N-model comparison: the joint run over every model, then each pair."
+    specs = _n_models(p)
+    return [('_n_models_unit', list(idx), [('multiobject', *specs[i]) for i in idx])
+            for idx in [tuple(range(len(specs)))] + list(combinations(range(len(specs)), 2))]
+
+def mas_n_models(preset='small', **run) -> list:
+    "Records of IIA per (source, target) from one joint MAS over all models and from every pairwise MAS."
+    return run_experiment('mas_n_models', preset, **run)
 
 def iia_matrix(records, run: str) -> tuple[list, np.ndarray]:
     "Model names and the N×N IIA matrix (source rows, target columns) of one run type, cells averaged."
@@ -325,12 +360,49 @@ def plot_mas_n_models(records):
     return fig
 
 # %% ../nbs/06_experiments.ipynb #cd189111
-EXPERIMENTS = {'fig2ab': (fig2ab, plot_fig2ab, ('comparison', 'layer', 'measure')),
-               'fig2d': (fig2d, plot_fig2d, ('method', 'size')),
-               'fig3a': (fig3a, plot_fig3a, ('method', 'direction')),
-               'fig3b': (fig3b, plot_fig3b, ('task', 'method', 'direction')),
-               'arithmetic_b6': (arithmetic_b6, plot_arithmetic_b6, ('condition', 'method', 'direction')),
-               'mas_n_models': (mas_n_models, plot_mas_n_models, ('run', 'src', 'trg'))}
+EXPERIMENTS = {'fig2ab': (fig2ab_units, plot_fig2ab, ('comparison', 'layer', 'measure')),   # name: (units, plot, summary keys)
+               'fig2d': (fig2d_units, plot_fig2d, ('method', 'size')),
+               'fig3a': (fig3a_units, plot_fig3a, ('method', 'direction')),
+               'fig3b': (fig3b_units, plot_fig3b, ('task', 'method', 'direction')),
+               'arithmetic_b6': (arithmetic_b6_units, plot_arithmetic_b6, ('condition', 'method', 'direction')),
+               'mas_n_models': (mas_n_models_units, plot_mas_n_models, ('run', 'src', 'trg'))}
+UNITS = {f.__name__: f for f in (_pair_layer, _sweep_run, _inaccessible_pair, _fig3b_unit, _b6_unit, _n_models_unit)}
+
+def train_job(task: str, arch: str, seed: int) -> dict:
+    "Job: the cached model for (task, arch, seed), trained once if missing; its cache file and that file's digest."
+    cached_model(task, arch, seed, progress=False)
+    path = cache_path(task, arch, seed)
+    return dict(path=str(path), digest=digest(path))
+
+def model_unchanged(args: dict, value: dict) -> bool:
+    "Whether a `train_job`'s cache file is still the one it recorded (a retrained model makes the jobs that used it run again)."
+    return Path(value['path']).is_file() and digest(Path(value['path'])) == value['digest']
+
+def unit_job(unit: str, params: list, preset: dict) -> list:
+    "Job: the records of one unit of an experiment (`UNITS[unit]` at the preset `preset`, a `Preset` as a dict)."
+    return UNITS[unit](Preset(**{k: tuple(v) if isinstance(v, list) else v for k, v in preset.items()}), *params)
+
+def experiment_jobs(name: str, p: Preset, **kw) -> tuple[list, list]:
+    "All jobs of experiment `name` at `p` (one per model to train, then one per unit, needing its models) and the unit jobs in order."
+    units = _experiment(name)[0](p, **kw)
+    train = {tuple(m): Job('mas_nb.experiments:train_job', dict(task=m[0], arch=m[1], seed=m[2]), name=f"train-{m[0]}-{m[1]}-{m[2]}",
+                           check='mas_nb.experiments:model_unchanged') for _, _, ms in units for m in ms}
+    flat = lambda x: [str(v) for v in (x if isinstance(x, list) else [x])]
+    runs = [Job('mas_nb.experiments:unit_job', dict(unit=fn, params=params, preset=asdict(p)), tuple(dict.fromkeys(train[tuple(m)].id for m in ms)),
+                name=f"{name}-{fn.strip('_')}-" + '-'.join(v for x in params for v in flat(x))) for fn, params, ms in units]
+    return list(train.values()) + runs, runs
+
+def run_experiment(name: str, preset='small', out=None, executor: str = 'inprocess', workers: int = 2, gpus=None, slurm=None,
+                   progress: bool = True, **kw) -> list:
+    """The records of experiment `name`: its units run here one after the other (`out=None`), or as jobs in the folder
+    `out` (`mas_nb.jobs.run_jobs` with `executor`, `workers`, `gpus`, `slurm`: resumable, skipped once done), assembled
+    in the same order either way. `kw`: the experiment's own options (e.g. `tasks=` of fig3b)."""
+    p = check_preset(get_preset(preset))
+    if out is None:
+        return [r for fn, params, _ in tqdm(_experiment(name)[0](p, **kw), desc=name, disable=not progress) for r in UNITS[fn](p, *params)]
+    jobs, runs = experiment_jobs(name, p, **kw)
+    values = run_jobs(jobs, out, executor, workers, gpus, slurm, progress, desc=name)
+    return [r for j in runs for r in values[j.id]]
 
 def _experiment(name):
     if name not in EXPERIMENTS: raise ValueError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
@@ -354,15 +426,20 @@ def _output_folder(out, names, force: bool) -> Path:
 
 def reproduce(name: str,           # one of `EXPERIMENTS`
               preset='small',      # a `Preset` or its name: 'small', 'medium' or 'paper'
-              out='results',       # folder for NAME.json and NAME.png (created if missing)
+              out='results',       # folder for NAME.json and NAME.png (created if missing); its jobs go to out/jobs/NAME
               force: bool = False, # overwrite files there that git tracks (the committed results/)
+              executor: str = 'inprocess',  # where the jobs run: 'inprocess', 'local', 'slurm' or 'submitit-local'
+              workers: int = 2,    # local worker processes
+              gpus=None,           # local: one worker per GPU of these ids
+              slurm: dict | None = None,  # SLURM options for submitit: partition, gpus_per_node, timeout_min, account, ...
               **kw) -> dict:       # passed on to the experiment (e.g. `tasks=` of fig3b)
-    """Run experiment `name` at `preset`; write `out/NAME.json` and `out/NAME.png`. Files there that git tracks (the
-    committed `results/`, when run from the repository) are overwritten only with `force=True`."""
-    run, plot, by = _experiment(name)
+    """Run experiment `name` at `preset` as jobs in `out/jobs/NAME` (a rerun skips the finished ones and resumes the
+    interrupted ones); write `out/NAME.json` and `out/NAME.png`. Files there that git tracks (the committed
+    `results/`, when run from the repository) are overwritten only with `force=True`."""
+    _, plot, by = _experiment(name)
     p, start = check_preset(get_preset(preset)), time.perf_counter()
     out = _output_folder(out, [f"{name}.json", f"{name}.png"], force)   # fail before hours of work, not after
-    records = run(p, **kw)
+    records = run_experiment(name, p, out / 'jobs' / name, executor, workers, gpus, slurm, **kw)
     if not records: raise ValueError(f"{name} gave no records at this preset; nothing was written")
     result = dict(experiment=name, preset=asdict(p), seconds=round(time.perf_counter() - start, 1),
                   summary=summarise(records, by), records=records)

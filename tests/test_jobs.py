@@ -1,0 +1,81 @@
+"Experiments as jobs: a killed run resumes to the records of an uninterrupted one; workers and submitit give the same records."
+import json, os, signal, subprocess, sys, time
+
+import pytest
+
+from mas_nb.experiments import reproduce, run_experiment, with_sizes
+from mas_nb.jobs import Job, JobsFailed, folder_status, run_jobs, status
+
+TINY = 'max_steps=3 n_train=64 n_valid=32 n_test=32 ks=4 eval_every=3 batch_size=16'
+
+
+@pytest.fixture(scope='module')
+def tiny():
+    return with_sizes('small', TINY)
+
+
+@pytest.fixture(scope='module')
+def straight(tiny):
+    return run_experiment('fig2d', tiny, progress=False)
+
+
+def test_jobs_in_process_give_the_records_of_a_plain_run_and_a_rerun_runs_nothing(tiny, straight, tmp_path):
+    assert run_experiment('fig2d', tiny, out=tmp_path, progress=False) == straight
+    stamps = {r['folder']: os.stat(os.path.join(r['folder'], 'result.json')).st_mtime_ns for r in folder_status(tmp_path)}
+    assert len(stamps) == 5 and all(r['state'] == 'done' for r in folder_status(tmp_path))  # 2 models to train, 3 MAS-family runs
+    assert run_experiment('fig2d', tiny, out=tmp_path, progress=False) == straight
+    assert {f: os.stat(os.path.join(f, 'result.json')).st_mtime_ns for f in stamps} == stamps  # nothing ran again
+
+
+def test_kill_9_mid_experiment_then_rerun_gives_the_records_of_an_uninterrupted_run(tmp_path):
+    "The experiment runs in a subprocess that is killed (SIGKILL) as soon as its first MAS job has finished."
+    sizes = 'max_steps=40 n_train=64 n_valid=32 n_test=32 ks=4,8 eval_every=2 batch_size=16 threshold=1.0'
+    code = (f"from mas_nb.experiments import reproduce, with_sizes\n"
+            f"reproduce('fig2d', with_sizes('small', {sizes!r}), out={str(tmp_path / 'killed')!r})")
+    run = subprocess.Popen([sys.executable, '-c', code])
+    jobs = tmp_path / 'killed' / 'jobs' / 'fig2d'
+    deadline = time.time() + 240
+    while time.time() < deadline and run.poll() is None:
+        if any(r.parent.name.startswith('fig2d-') for r in jobs.glob('*/result.json')): break
+        time.sleep(0.2)
+    assert run.poll() is None, "the run ended before it could be killed"
+    os.kill(run.pid, signal.SIGKILL); run.wait()
+    states = [r['state'] for r in folder_status(jobs)]
+    assert 'done' in states and len(states) < 8  # interrupted: some jobs done, some never started
+    p = with_sizes('small', sizes)
+    resumed = reproduce('fig2d', p, out=tmp_path / 'killed')
+    whole = reproduce('fig2d', p, out=tmp_path / 'whole')
+    assert resumed['records'] == whole['records'] and len(whole['records']) == 6
+
+
+def test_two_local_workers_give_the_records_of_one_process(tiny, straight, tmp_path):
+    assert run_experiment('fig2d', tiny, out=tmp_path, executor='local', workers=2, progress=False) == straight
+
+
+def test_submitit_local_executor_gives_the_same_records(tiny, straight, tmp_path):
+    pytest.importorskip('submitit')
+    assert run_experiment('fig2d', tiny, out=tmp_path, executor='submitit-local', progress=False) == straight
+    assert (tmp_path / '.submitit').is_dir()  # submitit's own job files: it ran them as subprocesses
+
+
+def test_failed_jobs_are_named_with_their_logs_and_the_rest_finish(tmp_path):
+    ok, broken = Job('json:loads', dict(s='[1]'), name='ok'), Job('json:loads', dict(s='{'), name='broken')
+    after = Job('json:loads', dict(s='2'), needs=(broken.id,), name='after')
+    with pytest.raises(JobsFailed, match=r"broken: failed \(JSONDecodeError.*log .*broken-.*log.txt") as e:
+        run_jobs([ok, broken, after], tmp_path, progress=False)
+    assert 'after: blocked' in str(e.value)
+    assert [r['state'] for r in status([ok, broken, after], tmp_path)] == ['done', 'failed', 'pending']
+    with pytest.raises(ValueError, match='not among the jobs'): run_jobs([after], tmp_path, progress=False)
+    with pytest.raises(ValueError, match='executor must be one of'): run_jobs([ok], tmp_path, executor='cloud')
+
+
+def test_a_retrained_model_makes_its_jobs_stale(tiny, tmp_path):
+    from mas_nb.experiments import experiment_jobs
+    jobs, runs = experiment_jobs('fig2d', tiny)
+    run_jobs(jobs, tmp_path, progress=False)
+    train = next(j for j in jobs if j.name == 'train-multiobject-gru-0')
+    saved = json.loads((tmp_path / train.folder_name / 'result.json').read_text())
+    saved['value']['digest'] = 'not the file any more'
+    (tmp_path / train.folder_name / 'result.json').write_text(json.dumps(saved))
+    states = {r['name']: r['state'] for r in status(jobs, tmp_path)}
+    assert states['train-multiobject-gru-0'] == 'stale' and states['train-multiobject-gru-1'] == 'done'
