@@ -50,9 +50,12 @@ RESULT, ERROR, LOG = 'result.json', 'error.txt', 'log.txt'
 _current = contextvars.ContextVar('job_folder', default=None)
 
 def scratch(name: str) -> Path | None:
-    "A path named `name` in the folder of the job running now (for its checkpoints), or None outside a job."
-    folder = _current.get()
-    return None if folder is None else folder / name
+    "A path named `name` in the folder of the job running now (for its checkpoints; removed once the job is done), or None outside a job."
+    running = _current.get()
+    if running is None: return None
+    folder, handed_out = running
+    handed_out.append(folder / name)
+    return folder / name
 
 def digest(path: Path) -> str:
     "SHA-256 (16 hex digits) of a file: what a dependent job records of the results it used."
@@ -63,7 +66,8 @@ def execute(job: dict, folder) -> dict:
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / 'job.json', job)
     (folder / ERROR).unlink(missing_ok=True)
-    token = _current.set(folder)
+    handed_out = []
+    token = _current.set((folder, handed_out))
     start = time.perf_counter()
     try:
         with open(folder / LOG, 'a') as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
@@ -76,6 +80,7 @@ def execute(job: dict, folder) -> dict:
     finally: _current.reset(token)
     inputs = {n: digest(p) for n, p in job.get('inputs', {}).items()}
     write_json(folder / RESULT, dict(job=job['id'], value=value, seconds=round(time.perf_counter() - start, 2), inputs=inputs))
+    for p in handed_out: p.unlink(missing_ok=True)  # checkpoints serve an interrupted job only
     return value
 
 # %% ../nbs/06a_jobs.ipynb #e8458ed7
