@@ -1,5 +1,5 @@
 "Experiments as jobs: a killed run resumes to the records of an uninterrupted one; workers and submitit give the same records."
-import json, os, signal, subprocess, sys, time
+import json, os, shutil, signal, subprocess, sys, time
 
 import pytest
 
@@ -79,3 +79,16 @@ def test_a_retrained_model_makes_its_jobs_stale(tiny, tmp_path):
     (tmp_path / train.folder_name / 'result.json').write_text(json.dumps(saved))
     states = {r['name']: r['state'] for r in status(jobs, tmp_path)}
     assert states['train-multiobject-gru-0'] == 'stale' and states['train-multiobject-gru-1'] == 'done'
+
+
+def _slurm_answers() -> bool:
+    try: return shutil.which('sinfo') is not None and subprocess.run(['sinfo', '-h'], capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.SubprocessError): return False
+
+
+@pytest.mark.skipif(not _slurm_answers(), reason='no SLURM controller answers here (.ci/run starts one with tools/slurm_local.sh)')
+def test_slurm_executor_gives_the_same_records(tiny, straight, tmp_path):
+    "Through a real SLURM (sbatch job arrays, afterok dependencies on the training jobs) via submitit."
+    pytest.importorskip('submitit')
+    assert run_experiment('fig2d', tiny, out=tmp_path, executor='slurm', slurm=dict(timeout_min=10), progress=False) == straight
+    assert list((tmp_path / '.submitit').glob('*_log.out'))  # SLURM's own job logs: sbatch ran them
