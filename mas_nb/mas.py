@@ -351,7 +351,7 @@ def _check_numbers(s: dict):
     for key in ('n_train', 'n_valid', 'n_test', 'batch_size', 'micro_batches', 'eval_batch_size', 'max_steps', 'eval_every'):
         s[key] = check_n(s[key], key)
     s['seed'], s['lr'] = check_n(s['seed'], 'seed', 0), check_real(s['lr'], 'lr', 0)
-    if s['threshold'] is not None: s['threshold'] = check_real(s['threshold'], 'threshold (or None)', 0, 1, open_low=True)
+    if s['threshold'] is not None: s['threshold'] = check_real(s['threshold'], 'threshold', 0, 1, open_low=True)
     for key in ('stepwise', 'scale', 'recompute_layers'):
         if not isinstance(s[key], bool): raise ValueError(f"{key} must be True or False, got {s[key]!r}")
     if s['select'] not in ('all', 'trained'): raise ValueError(f"select must be 'all' or 'trained', got {s['select']!r}")
@@ -376,7 +376,7 @@ def make_spec(models, *, tasks, variable, sites, names, values, method, k, rank,
     dims = [model.site_dim(s) for model, s in zip(models, sites)]
     if 'inaccessible' in m.options:
         inaccessible = OPTION_DEFAULTS['inaccessible'] if inaccessible is None else inaccessible
-        inaccessible = check_n(inaccessible, 'inaccessible (a model index)', 0, n - 1)
+        inaccessible = check_n(inaccessible, 'inaccessible', 0, n - 1)   # a model index
     if 'epsilon' in m.options:
         epsilon = OPTION_DEFAULTS['epsilon'] if epsilon is None else epsilon
         epsilon = check_real(epsilon, 'epsilon', 0, 1)
@@ -384,8 +384,11 @@ def make_spec(models, *, tasks, variable, sites, names, values, method, k, rank,
         cl_l2 = OPTION_DEFAULTS['cl_l2'] if cl_l2 is None else cl_l2
         if cl_l2 not in ('sum', 'mean'): raise ValueError(f"cl_l2 must be 'sum' or 'mean', got {cl_l2!r}")
     if 'k' in m.options:
-        k = min(dims) // 2 if k is None else check_n(k, f"k (at most the narrowest site width; widths {dims})", 1, min(dims))
-    if 'rank' in m.options and rank is not None: rank = check_n(rank, f"rank (at most the narrower site width; widths {dims})", 1, min(dims))
+        try: k = min(dims) // 2 if k is None else check_n(k, 'k', 1, min(dims))
+        except ValueError: raise ValueError(f"k={k!r} must be an integer in 1..{min(dims)}, the narrowest site width (widths {dims})") from None
+    if 'rank' in m.options and rank is not None:
+        try: rank = check_n(rank, 'rank', 1, min(dims))
+        except ValueError: raise ValueError(f"rank={rank!r} must be an integer in 1..{min(dims)}, the narrower site width (widths {dims})") from None
     if settings['rotation'] == 'rows' and m.aligner != 'rotation': raise ValueError(f"rotation applies to rotation methods, not {m.name!r}")
     if settings['recompute_layers']:
         for t in dict.fromkeys(t for _, t in m.directions(n)):
@@ -409,10 +412,11 @@ def _tasks(models, tasks, interventions, m: Method, n: int) -> list:
     if tasks is None:
         if not all(hasattr(model, 'task') for model in models): raise ValueError("tasks: give one task per model, or interventions=")
         tasks = [model.task for model in models]
-    tasks = [check_model_task(model, t, f"model {i}") for i, (model, t) in enumerate(zip(models, _per_model(tasks, n, 'tasks')))]
+    tasks = [get_task(t) for t in _per_model(tasks, n, 'tasks')]
     for i, (model, t) in enumerate(zip(models, tasks)):
         if model.vocab_size != t.vocab_size:
             raise ValueError(f"model {i} reads {model.vocab_size} token ids but task {t.name!r} has {t.vocab_size}: give each model its own task")
+        check_model_task(model, t, f"model {i}")   # the same vocabulary, another task (Modulo sequences for a Multi-Object model)
     return tasks
 
 def _describe(interventions) -> dict | str | None:
