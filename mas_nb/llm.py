@@ -200,7 +200,7 @@ def tiny_tokenizer(texts):
     from tokenizers import models, pre_tokenizers, trainers
     tok = tk.Tokenizer(models.WordLevel(unk_token='[UNK]'))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.train_from_iterator(texts, trainers.WordLevelTrainer(special_tokens=['[PAD]', '[UNK]', '[BOS]', '[EOS]']))
+    tok.train_from_iterator(as_texts(texts), trainers.WordLevelTrainer(special_tokens=['[PAD]', '[UNK]', '[BOS]', '[EOS]']))
     return tr.PreTrainedTokenizerFast(tokenizer_object=tok, pad_token='[PAD]', unk_token='[UNK]', bos_token='[BOS]', eos_token='[EOS]')
 
 def tiny_qwen2(tokenizer, hidden: int = 64, layers: int = 2, heads: int = 4, seed: int = 0):
@@ -219,7 +219,7 @@ def finetune(model, tokenizer, texts, *, max_length: int = 128, lr: float = 5e-4
              max_steps: int = 10_000, seed: int = 0, output_dir=None, progress: bool = True, **training_args):
     "Fine-tune `model` in place on `texts` (causal LM loss); returns the `Trainer`'s `TrainOutput`."
     tr, datasets = _need('transformers'), _need('datasets')
-    texts = [t for t in texts if t.strip()]
+    texts = [t for t in as_texts(texts) if t.strip()]
     if not texts: raise ValueError("no texts to fine-tune on (empty dataset)")
     if tokenizer.pad_token is None: tokenizer.pad_token = tokenizer.eos_token
     bars = datasets.is_progress_bar_enabled()

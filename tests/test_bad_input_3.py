@@ -63,7 +63,7 @@ def cli_error(capsys, *argv) -> str:
 
 @pytest.mark.parametrize('argv,names', [
     (('align', '--method', 'nope'), 'method'),
-    (('align', '--k', '200'), r'\bk\b.*1\.\.128'),
+    (('align', '--k', '200'), r'k=200 must be an integer in 1\.\.128'),
     (('align', '--variable', 'cumu_val'), 'cumu_val'),
     (('align', '--models', 'multiobject:gru:0,arithmetic:gru:0', '--variable', 'count'), "cannot express 'count'"),
     (('align', '--sites', 'nope'), 'site'),
@@ -151,6 +151,8 @@ def test_text_data_is_what_was_given():
     with pytest.raises(TypeError, match='one string'): llm.TextData('ab', [0, 1])
     with pytest.raises(TypeError, match=r'texts\[1\] is None'): llm.TextData(['a', None], [0, 1])
     with pytest.raises(TypeError, match='one string'): llm.make_prompts(never, 'a b c d', 2)
+    with pytest.raises(TypeError, match='one string'): llm.tiny_tokenizer('a b c d')
+    with pytest.raises(TypeError, match='one string'): llm.finetune(never, never, 'a b c d')
     assert llm.TextData(np.array(['a', 'b']), np.array([True, False])).labels.tolist() == [1, 0]
     assert llm.TextData(['a', 'b'], [1.0, 0.0]).labels.dtype == np.int64
 
