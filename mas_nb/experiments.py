@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from .checkpoints import cached_model
 from .files import atomic_write, write_json, writable_folder
 from .mas import fit_mas, mean_se
-from .similarity import similarity_protocol
+from .similarity import protocol_rows, similarity_protocol
 from .tasks import check_n, check_real
 
 # %% auto #0
@@ -83,6 +83,8 @@ def check_preset(p: Preset) -> Preset:
         if not isinstance(getattr(p, f), tuple) or not getattr(p, f): raise ValueError(f"{f} must be a non-empty tuple, got {getattr(p, f)!r}")
         ok[f] = tuple(check(x) for x in getattr(p, f))
     ok['threshold'] = check_real(p.threshold, 'threshold', 0, 1, open_low=True)
+    rows = protocol_rows('multiobject', ok['n_per_quantity'])   # what the similarity protocol of fig2ab samples from
+    if ok['n_samples'] > rows: raise ValueError(f"n_samples={ok['n_samples']} exceeds the {rows} latent rows n_per_quantity={ok['n_per_quantity']} gives")
     return replace(p, **ok)
 
 def with_sizes(preset, spec: str | None) -> Preset:

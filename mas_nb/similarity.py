@@ -15,7 +15,8 @@ from .tasks import CountingTask, MAX_QUANTITY, as_rng, check_n, check_model_task
 # %% auto #0
 __all__ = ['MIN_SAMPLES', 'RDM_KINDS', 'MEASURES', 'as_matrix', 'check_pair', 'unit_rows', 'zscore', 'compute_rdm', 'rsa',
            'centre_kernel', 'hsic', 'kernel_cka', 'cka', 'linear_cka', 'quantities', 'quantity_batch', 'model_latents',
-           'protocol_latents', 'SimilarityResult', 'check_protocol', 'similarity_protocol', 'plot_rdms']
+           'protocol_latents', 'SimilarityResult', 'protocol_rows', 'check_protocol', 'similarity_protocol',
+           'plot_rdms']
 
 # %% ../nbs/05_similarity.ipynb #7d6a5a74
 MIN_SAMPLES = 4
@@ -256,6 +257,12 @@ def _summary(vals: list[float], null: list[float]) -> dict:
                 values=[float(v) for v in vals], null_values=[float(v) for v in null])
 
 # %% ../nbs/05_similarity.ipynb #81da5d0a
+def protocol_rows(task, n_per_quantity: int = 15, seed=0) -> int:
+    "How many latent rows the protocol samples from: the non-pad, non-`E` positions of its sequences (no model runs)."
+    task = get_task(task)
+    ids = quantity_batch(task, n_per_quantity, seed=seed)
+    return int(((ids != task.pad_id) & (ids != task.vocab['E'])).sum())
+
 def check_protocol(model_a, model_b, task, site: str, task_b=None, site_b: str | None = None, n_per_quantity: int = 15,
                    n_samples: int = 1000, n_resamples: int = 10, seed: int = 0, measures=('rsa', 'cka', 'linear_cka')) -> tuple:
     """`similarity_protocol`'s arguments checked without computing anything (the models' shapes suffice, e.g. blueprints):
@@ -271,6 +278,8 @@ def check_protocol(model_a, model_b, task, site: str, task_b=None, site_b: str |
     for m, s, name in ((model_a, site, 'site'), (model_b, site if site_b is None else site_b, 'site_b' if site_b else 'site')):
         if s not in getattr(m, 'sites', (s,)): raise ValueError(f"{name}: the model has no site {s!r}; its sites are {list(m.sites)}")
     _check_rows(sizes[1], max(_COPIES.get(m, 7) for m in measures), f"similarity_protocol's {list(measures)}", "lower n_samples")
+    rows = protocol_rows(ta, sizes[0], sizes[3])
+    if sizes[1] > rows: raise ValueError(f"n_samples={sizes[1]} exceeds the {rows} latent rows available; lower it or raise n_per_quantity")
     return (measures, *sizes)
 
 def similarity_protocol(model_a,                   # the first model
@@ -289,7 +298,6 @@ def similarity_protocol(model_a,                   # the first model
     measures, n_per_quantity, n_samples, n_resamples, seed = check_protocol(
         model_a, model_b, task, site, task_b, site_b, n_per_quantity, n_samples, n_resamples, seed, measures)
     Xa, Xb, _ = protocol_latents(model_a, model_b, task, site, task_b, site_b, n_per_quantity, seed)
-    if n_samples > len(Xa): raise ValueError(f"n_samples={n_samples} exceeds the {len(Xa)} latent rows available; lower it or raise n_per_quantity")
     rng = as_rng(seed)
     vals, null = {m: [] for m in measures}, {m: [] for m in measures}
     for _ in range(n_resamples):

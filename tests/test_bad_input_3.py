@@ -83,6 +83,7 @@ def test_cli_checkpoint_path_checked_first(no_work, capsys):
 
 @pytest.mark.parametrize('kw,names', [
     (dict(preset=replace(ex.PRESETS['small'], ks=(4, 129))), r'each of ks .* 1\.\.128, got 129'),
+    (dict(preset=replace(ex.PRESETS['small'], n_samples=5000)), 'n_samples=5000 exceeds the 2300 latent rows'),   # fig2ab's protocol, after training
     (dict(tasks='modulo'), 'tasks must be a non-empty list'),
     (dict(tasks=('modulo', 'nope')), 'tasks must be a non-empty list'),
     (dict(comparisons=('gru-gru',)), 'takes no option'),
