@@ -8,7 +8,7 @@ import hashlib, json, os, sys
 from contextlib import contextmanager
 from pathlib import Path
 import torch
-from .files import atomic_write
+from .files import atomic_write, writable_folder
 from .models import ARCHS, TaskModel, make_model
 from .tasks import check_n
 from .training import CRITERION, TRAIN_DEFAULTS, default_void_p, train_model, training_options, _task_name
@@ -16,7 +16,8 @@ try: import fcntl
 except ImportError: fcntl = None   # Windows: no lock (see `cached_model`)
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'CACHE_VERSION', 'save_model', 'load_model', 'cache_dir', 'cache_path', 'cached_model']
+__all__ = ['CHECKPOINT_FORMAT', 'CACHE_VERSION', 'save_model', 'load_model', 'cache_dir', 'cache_path', 'blueprint',
+           'cached_model']
 
 # %% ../nbs/02b_checkpoints.ipynb #4f6ec0e1
 CHECKPOINT_FORMAT = 'mas_nb.models/1'  # named after the module checkpoints were first written by; kept so they still load
@@ -63,8 +64,11 @@ def load_model(path) -> TaskModel:
 
 # %% ../nbs/02b_checkpoints.ipynb #d66f9210
 def cache_dir() -> Path:
-    "Folder of cached trained models: `$MAS_NB_CACHE`, default `~/.cache/mas_nb/models`."
-    return Path(os.environ.get('MAS_NB_CACHE') or '~/.cache/mas_nb/models').expanduser()
+    "Folder of cached trained models: `$MAS_NB_CACHE`, default `~/.cache/mas_nb/models` (a file there is an error naming it)."
+    folder = Path(os.environ.get('MAS_NB_CACHE') or '~/.cache/mas_nb/models').expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"the model cache {folder} (MAS_NB_CACHE) is a file, not a folder: point MAS_NB_CACHE at a folder")
+    return folder
 
 CACHE_VERSION = 2  # bumped when the same (task, arch, seed, width) would train a different model (2: per-arch init seeds)
 
@@ -89,7 +93,7 @@ def cache_path(task, arch: str, seed: int = 0, width: int = 128, **options) -> P
 def _lock(path: Path, progress: bool):
     "An exclusive `flock` on `.NAME.lock` beside `path`, held for the block: another process asking for it waits."
     if fcntl is None: yield; return
-    path.parent.mkdir(parents=True, exist_ok=True)
+    writable_folder(path.parent, 'trained models (the cache, MAS_NB_CACHE)')
     with open(path.with_name(f".{path.name}.lock"), 'a') as f:
         try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -98,13 +102,26 @@ def _lock(path: Path, progress: bool):
         try: yield
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
+def _matching(model: TaskModel, path: Path, want: dict) -> TaskModel:
+    "`model`, loaded from `path`, if it is the model asked for; else a clear error (a file copied or renamed into the cache)."
+    got = {k: model.config.get(k) for k in want}
+    if got != want: raise ValueError(f"{path} holds the model {got}, not the {want} its name says: delete it (it is retrained) or fix the cache")
+    return model
+
+def blueprint(task, arch: str, seed: int = 0, width: int = 128, **options) -> TaskModel:
+    """The model `cached_model` returns for the same arguments, without weights: built on the meta device (no memory,
+    no file read, no training), so a command can check every setting against the models' shapes before loading them."""
+    cache_path(task, arch, seed, width, **options)   # the same checks
+    with torch.device('meta'): return make_model(_task_name(task), arch, int(seed), int(width))
+
 def cached_model(task, arch: str, seed: int = 0, width: int = 128, progress: bool = True, **options) -> TaskModel:
     """The trained model for `(task, arch, seed, width)`: loaded from `cache_path`, or trained with `train_model`'s
     `options` and saved. Processes asking for the same missing model train it once: the others wait, then load it."""
     path = cache_path(task, arch, seed, width, **options)
-    if path.exists(): return load_model(path)
+    want = dict(task=_task_name(task), arch=arch, seed=int(seed), width=int(width))
+    if path.exists(): return _matching(load_model(path), path, want)
     with _lock(path, progress):
-        if path.exists(): return load_model(path)   # trained by another process while this one waited
+        if path.exists(): return _matching(load_model(path), path, want)   # trained by another process while this one waited
         model = train_model(_task_name(task), arch, int(seed), int(width), progress=progress, **options)   # checked by cache_path
         save_model(model, path)
     return model

@@ -100,16 +100,17 @@ def train(task: str = 'multiobject',  # one of the tasks in mas_nb.tasks.TASKS
     return [load_or_train(task, arch, seed, width) for seed in seeds]
 
 # %% ../nbs/08_cli.ipynb #af0a834d
-def parse_models(spec: str, width: int = 128) -> list:
-    "Cached models from `'task:arch:seed,task:arch:seed,...'`; every name is checked before any model is loaded or trained."
-    from mas_nb.checkpoints import cache_path
+def parse_models(spec: str, width: int = 128, blueprints: bool = False) -> list:
+    """Cached models from `'task:arch:seed,task:arch:seed,...'`; every name is checked before any model is loaded or trained.
+    `blueprints=True`: the models without weights (`mas_nb.checkpoints.blueprint`), to check a command's settings against first."""
+    from mas_nb.checkpoints import blueprint, cache_path
     keys = []
     for item in str(spec).split(','):
         parts = item.strip().split(':')
         if len(parts) != 3: raise ValueError(f"models are written task:arch:seed, got {item!r}")
         keys.append((parts[0], parts[1], parse_seeds(parts[2])[0]))
         cache_path(*keys[-1], width)
-    return [load_or_train(*key, width) for key in keys]
+    return [(blueprint if blueprints else load_or_train)(*key, width) for key in keys]
 
 def align(models: str = 'multiobject:gru:0,multiobject:gru:1',  # comma-separated task:arch:seed
           variable: str = 'full',   # full, count, last_value, cumu_val, rem_ops, or one per model, colon-separated (e.g. count:rem_ops)
@@ -130,15 +131,17 @@ def align(models: str = 'multiobject:gru:0,multiobject:gru:1',  # comma-separate
     for name, n in dict(n_train=n_train, max_steps=max_steps).items():
         if n < 1: raise ValueError(f"{name} must be a positive integer, got {n}")
     out, checkpoint, save = out_folder(out, 'align.json'), checkpoint_file(checkpoint), result_folder(save)
+    from mas_nb.mas import fit_mas, mas_spec
+    settings = dict(tasks=None, variable=tuple(variable.split(':')) if ':' in variable else variable, sites=sites.split(',') if ',' in sites else sites,
+                    k=k, method=method, stepwise=stepwise, n_train=n_train, max_steps=max_steps, threshold=threshold or None,
+                    seed=seed, names=[m.strip() for m in models.split(',')])
+    mas_spec(parse_models(models, width, blueprints=True), **settings)   # every setting checked before a model is loaded or trained
     ms = parse_models(models, width)
-    from mas_nb.mas import fit_mas
     _say(f"{method}: {n_train} training interventions per direction, then up to {max_steps} steps ...")
-    res = fit_mas(ms, None, tuple(variable.split(':')) if ':' in variable else variable, sites.split(',') if ',' in sites else sites,
-                  k, method=method, stepwise=stepwise, n_train=n_train, max_steps=max_steps, threshold=threshold or None,
-                  checkpoint=checkpoint, seed=seed, names=[m.strip() for m in models.split(',')])
+    res = fit_mas(ms, checkpoint=checkpoint, **settings)
     _say(res.table())
-    if out: res.save_json(out / 'align.json'); _say(f"wrote {out / 'align.json'}")
-    if save: res.save(save); _say(f"saved the result with its alignments to {save} (mas-nb evaluate {save})")
+    if out and res.save_json(out / 'align.json'): _say(f"wrote {out / 'align.json'}")   # None: another process of a launched run writes it
+    if save and res.save(save): _say(f"saved the result with its alignments to {save} (mas-nb evaluate {save})")
     return res
 
 def similarity(models: str = 'multiobject:gru:0,multiobject:gru:1',  # two models, task:arch:seed
@@ -149,8 +152,10 @@ def similarity(models: str = 'multiobject:gru:0,multiobject:gru:1',  # two model
     "RSA and CKA between two cached models with the paper's protocol."
     if len(str(models).split(',')) != 2: raise ValueError(f"similarity compares two models, task:arch:seed,task:arch:seed; got {models!r}")
     out = out_folder(out, 'similarity.json')
+    from mas_nb.similarity import check_protocol, similarity_protocol
+    a, b = parse_models(models, width, blueprints=True)
+    check_protocol(a, b, a.task, site, task_b=b.task, seed=seed)   # before a model is loaded or trained
     a, b = parse_models(models, width)
-    from mas_nb.similarity import similarity_protocol
     from mas_nb.files import write_json
     res = similarity_protocol(a, b, a.task, site, task_b=b.task, seed=seed)
     _say(res)

@@ -14,7 +14,7 @@ from .tasks import Task, CountingTask, ArithmeticTask, get_task, as_rng, check_n
 
 # %% auto #0
 __all__ = ['DRAW_CHUNK', 'counterfactual', 'parse_variable', 'choose_positions', 'swap', 'Interventions', 'row_keys',
-           'make_interventions']
+           'check_swap', 'make_interventions']
 
 # %% ../nbs/01_counterfactuals.ipynb #dc82e1dd
 @patch
@@ -230,6 +230,16 @@ def _check_size(src_task, trg_task, sv, tv, n, stepwise):
     row = sum(a.itemsize * (a.shape[1] if a.ndim == 2 else 1) for a in pilot.values())
     check_memory(3 * n * row, f"make_interventions with n={n}", "lower n")
 
+def check_swap(src_task, trg_task, variable, n: int = 1, stepwise: bool = False, values=None) -> tuple:
+    """What `make_interventions` checks before it draws, as `(sv, tv, allowed)`: a variable pair both tasks express, the
+    allowed values and that `n` interventions fit in memory. `fit_mas` runs it for every direction before any work."""
+    src_task, trg_task = get_task(src_task), get_task(trg_task)
+    sv, tv = parse_variable(variable, src_task, trg_task)
+    if not isinstance(stepwise, (bool, np.bool_)): raise ValueError(f"stepwise must be True or False, got {stepwise!r}")
+    allowed = _allowed(values, sv)
+    _check_size(src_task, trg_task, sv, tv, check_n(n), stepwise)
+    return sv, tv, allowed
+
 def make_interventions(src_task,                # the task of the source sequences (a name or `Task`)
                        trg_task,                # the task of the target sequences
                        variable,                # a variable of both, or a (source, target) pair such as ('count', 'rem_ops')
@@ -244,11 +254,9 @@ def make_interventions(src_task,                # the task of the source sequenc
     `exclude`: interventions (or a list of them) that none of the new ones may repeat, e.g. the training split.
     Candidates are drawn in rounds of up to `DRAW_CHUNK`; `max_rounds` times the rounds `n` needs are tried."""
     src_task, trg_task = get_task(src_task), get_task(trg_task)
-    sv, tv = parse_variable(variable, src_task, trg_task)
     n, rng, max_rounds = check_n(n), as_rng(seed), check_n(max_rounds, 'max_rounds')
-    if not isinstance(stepwise, (bool, np.bool_)): raise ValueError(f"stepwise must be True or False, got {stepwise!r}")
-    allowed, excluded = _allowed(values, sv), _excluded(exclude)
-    _check_size(src_task, trg_task, sv, tv, n, stepwise)
+    sv, tv, allowed = check_swap(src_task, trg_task, variable, n, stepwise, values)
+    excluded = _excluded(exclude)
     seen = np.concatenate([row_keys({k: getattr(e, k).numpy(force=True) for k in _KEY_COLS}) for e in excluded]) if excluded else None
     parts, states, have = [], [], 0
     for _ in range(max_rounds * math.ceil(2 * n / DRAW_CHUNK)):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_experiments.ipynb #9a2d2a9a
 from __future__ import annotations
-import hashlib, json, subprocess, tempfile, time
+import hashlib, inspect, json, subprocess, time
 from dataclasses import dataclass, asdict, replace
 from itertools import combinations, product
 from pathlib import Path
@@ -12,13 +12,13 @@ import numpy as np
 from tqdm.auto import tqdm
 from .checkpoints import cache_path, cached_model
 from .jobs import Job, digest, run_jobs, scratch
-from .files import atomic_write, write_json
+from .files import atomic_write, write_json, writable_folder
 from .mas import fit_mas, mean_se
-from .similarity import similarity_protocol
+from .similarity import protocol_rows, similarity_protocol
 from .tasks import check_n, check_real
 
 # %% auto #0
-__all__ = ['PRESETS', 'LAYERS', 'SWEEP', 'TASKS_3B', 'B6_CONDITIONS', 'EXPERIMENTS', 'UNITS', 'Preset', 'get_preset',
+__all__ = ['WIDTH', 'PRESETS', 'LAYERS', 'SWEEP', 'TASKS_3B', 'B6_CONDITIONS', 'EXPERIMENTS', 'UNITS', 'Preset', 'get_preset',
            'check_preset', 'with_sizes', 'align', 'seed_pairs', 'summarise', 'new_figure', 'bars', 'fig2ab_units',
            'fig2ab', 'plot_fig2ab', 'fig2d_units', 'fig2d', 'plot_fig2d', 'fig3a_units', 'fig3a', 'plot_fig3a',
            'fig3b_units', 'fig3b', 'plot_fig3b', 'arithmetic_b6_units', 'arithmetic_b6', 'plot_arithmetic_b6',
@@ -47,6 +47,8 @@ class Preset:
     threshold: float = 0.99
     batch_size: int = 128
 
+WIDTH = 128  # the latent width of every model the experiments train (`cached_model`'s default, the paper's)
+
 PRESETS = {
     'small': Preset('small', 256, 128, 128, 30, 10, (0, 1), (0,), (0,), (4, 32), (0.5,), 1, 5, 200, 2),
     'medium': Preset('medium', 2000, 500, 1000, 200, 25, (0, 1, 2), (0, 1), (0,), (1, 4, 16, 64), (0.5,), 2, 15, 1000, 10),
@@ -69,19 +71,23 @@ def _seeds(p: Preset, field: str, distinct: bool) -> tuple:
     return tuple(check_n(x, f"each of {field}", 0) for x in s)
 
 def check_preset(p: Preset) -> Preset:
-    "`p` if every field is usable, else a clear error naming it: no size may silently give empty or partial results."
-    for f in ('n_train', 'n_valid', 'n_test', 'max_steps', 'eval_every', 'n_per_quantity', 'n_samples', 'n_resamples', 'batch_size'):
-        check_n(getattr(p, f), f)
-    check_n(p.max_pairs, 'max_pairs', 0)
-    seeds, tf_seeds = _seeds(p, 'seeds', True), _seeds(p, 'tf_seeds', False)
-    _seeds(p, 'task_seeds', True)
-    if len(seeds) < 2: raise ValueError(f"seeds must hold at least two seeds (the experiments compare seed pairs), got {seeds}")
-    if len(tf_seeds) > len(seeds): raise ValueError(f"tf_seeds are paired in order with seeds, so at most {len(seeds)} of them, got {tf_seeds}")
-    for f, check in (('ks', lambda k: check_n(k, 'each of ks')), ('epsilons', lambda e: check_real(e, 'each of epsilons', 0, 1))):
+    """`p` with every field checked (a clear error naming it: no size may silently give empty or partial results) and
+    normalised to Python numbers, so the result records it as JSON. A `ks` value may not exceed the models' `WIDTH`."""
+    ok = {f: check_n(getattr(p, f), f) for f in ('n_train', 'n_valid', 'n_test', 'max_steps', 'eval_every', 'n_per_quantity',
+                                                  'n_samples', 'n_resamples', 'batch_size')}
+    ok['max_pairs'] = check_n(p.max_pairs, 'max_pairs', 0)
+    ok['seeds'], ok['tf_seeds'], ok['task_seeds'] = _seeds(p, 'seeds', True), _seeds(p, 'tf_seeds', False), _seeds(p, 'task_seeds', True)
+    if len(ok['seeds']) < 2: raise ValueError(f"seeds must hold at least two seeds (the experiments compare seed pairs), got {ok['seeds']}")
+    if len(ok['tf_seeds']) > len(ok['seeds']):
+        raise ValueError(f"tf_seeds are paired in order with seeds, so at most {len(ok['seeds'])} of them, got {ok['tf_seeds']}")
+    for f, check in (('ks', lambda k: check_n(k, f"each of ks (aligned dimensions of width-{WIDTH} models)", 1, WIDTH)),
+                     ('epsilons', lambda e: check_real(e, 'each of epsilons', 0, 1))):
         if not isinstance(getattr(p, f), tuple) or not getattr(p, f): raise ValueError(f"{f} must be a non-empty tuple, got {getattr(p, f)!r}")
-        for x in getattr(p, f): check(x)
-    check_real(p.threshold, 'threshold', 0, 1, open_low=True)
-    return p
+        ok[f] = tuple(check(x) for x in getattr(p, f))
+    ok['threshold'] = check_real(p.threshold, 'threshold', 0, 1, open_low=True)
+    rows = protocol_rows('multiobject', ok['n_per_quantity'])   # what the similarity protocol of fig2ab samples from
+    if ok['n_samples'] > rows: raise ValueError(f"n_samples={ok['n_samples']} exceeds the {rows} latent rows n_per_quantity={ok['n_per_quantity']} gives")
+    return replace(p, **ok)
 
 def with_sizes(preset, spec: str | None) -> Preset:
     "`preset` with the fields in `spec` ('field=value ...', tuples comma-separated) replaced, checked by `check_preset`."
@@ -145,7 +151,7 @@ def bars(ax, summary: list, x: str, hue: str, ref: dict | None = None, ylabel='I
 LAYERS = {'gru': {'embedding': 'embedding', 'hidden': 'hidden'}, 'lstm': {'embedding': 'embedding', 'hidden': 'hidden'},
           'transformer': {'embedding': 'embedding', 'hidden': 'layer0'}}
 
-def _model(arch, seed, task='multiobject'): return cached_model(task, arch, seed)
+def _model(arch, seed, task='multiobject'): return cached_model(task, arch, seed, WIDTH)
 
 def _comparison_pairs(p, comparison):
     if comparison == 'gru-gru': return seed_pairs(p, [(('gru', a), ('gru', b)) for a, b in combinations(p.seeds, 2)])
@@ -397,7 +403,7 @@ def run_experiment(name: str, preset='small', out=None, executor: str = 'inproce
     """The records of experiment `name`: its units run here one after the other (`out=None`), or as jobs in the folder
     `out` (`mas_nb.jobs.run_jobs` with `executor`, `workers`, `gpus`, `slurm`: resumable, skipped once done), assembled
     in the same order either way. `kw`: the experiment's own options (e.g. `tasks=` of fig3b)."""
-    p = check_preset(get_preset(preset))
+    p, kw = check_preset(get_preset(preset)), _options(_experiment(name)[0], kw)
     if out is None:
         return [r for fn, params, _ in tqdm(_experiment(name)[0](p, **kw), desc=name, disable=not progress) for r in UNITS[fn](p, *params)]
     jobs, runs = experiment_jobs(name, p, **kw)
@@ -416,13 +422,21 @@ def _git_tracked(path: Path) -> bool:
 def _output_folder(out, names, force: bool) -> Path:
     "`out` created and shown writable, with none of `names` there tracked by git unless `force`: checked before any work."
     if isinstance(out, str) and not out.strip(): raise ValueError("out must name a folder, got ''")
-    out = Path(out)
-    try: out.mkdir(parents=True, exist_ok=True); tempfile.TemporaryFile(dir=out).close()
-    except OSError as e: raise ValueError(f"cannot write results into {out}: {e.strerror}") from None
+    out = writable_folder(out, 'results')
     tracked = [n for n in names if (out / n).is_file() and _git_tracked(out / n)]
     if tracked and not force:
         raise ValueError(f"out={out} holds {tracked}, tracked by git (the committed results): pass force=True to overwrite them, or another out")
     return out
+
+def _options(run, kw: dict) -> dict:
+    """An experiment's keyword options checked against its signature before any work: names it takes, each a non-empty
+    collection (not a string, which would be iterated letter by letter) of the values its default holds."""
+    params = {k: v.default for k, v in list(inspect.signature(run).parameters.items())[1:]}  # after the preset
+    for key, v in kw.items():
+        if key not in params: raise ValueError(f"{run.__name__} takes no option {key!r}; its options are {list(params)}")
+        if isinstance(v, (str, bytes)) or not isinstance(v, (list, tuple)) or not v or any(x not in params[key] for x in v):
+            raise ValueError(f"{key} must be a non-empty list of some of {list(params[key])}, got {v!r}")
+    return {k: tuple(v) for k, v in kw.items()}
 
 def reproduce(name: str,           # one of `EXPERIMENTS`
               preset='small',      # a `Preset` or its name: 'small', 'medium' or 'paper'

@@ -8,7 +8,8 @@ import json, math, os, re, shutil, stat, tempfile
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['atomic_write', 'strict', 'write_json', 'atomic_folder', 'TooLarge', 'available_memory', 'check_memory']
+__all__ = ['atomic_write', 'strict', 'write_json', 'atomic_folder', 'TooLarge', 'available_memory', 'check_memory',
+           'writable_folder', 'writable_file']
 
 # %% ../nbs/10_files.ipynb #38185f9f
 def _alive(pid: int) -> bool:
@@ -39,6 +40,11 @@ def _mode(path: Path) -> int:
         umask = os.umask(0); os.umask(umask)
         return 0o666 & ~umask
 
+def _naming(e: OSError, path: Path, tmp) -> OSError:
+    "`e` naming `path`, the file the caller asked for, where it named the temporary file or no file (other files' errors stay)."
+    if e.errno is None or e.filename not in (None, tmp) and not str(e.filename).startswith(f"{path.parent}/.{path.name}."): return e
+    return type(e)(e.errno, e.strerror, str(path))
+
 def atomic_write(path, write) -> Path:
     """Create `path` by `write(file)` into a temporary file in the same folder, fsync, rename and fsync the folder:
     never half-written. An existing file keeps its permission bits; temporaries of killed writers are removed."""
@@ -48,14 +54,17 @@ def atomic_write(path, write) -> Path:
     try: path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise ValueError(f"path {path}: cannot create its folder ({e.strerror})") from e
     _remove_stale(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix='.tmp')
+    try: fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix='.tmp')
+    except OSError as e: raise _naming(e, path, None) from None
     try:
         with os.fdopen(fd, 'wb') as f:
             write(f); f.flush(); os.fsync(f.fileno())
         os.chmod(tmp, _mode(path))   # mkstemp makes the file private
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+    except BaseException as e:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError): raise _naming(e, path, tmp) from e
+        raise
     _fsync_folder(path.parent)
     return path
 
@@ -123,3 +132,20 @@ def check_memory(nbytes: float, what: str, hint: str):
     free = available_memory()
     if nbytes > free:
         raise TooLarge(f"{what} needs about {nbytes / 2**30:.1f} GiB of memory but {max(free, 0) / 2**30:.1f} GiB is available; {hint}")
+
+# %% ../nbs/10_files.ipynb #7662515c
+def writable_folder(folder, what: str = 'results') -> Path:
+    "`folder`, created if missing and shown writable (a file is made there and removed): checked before any work, not at the first save."
+    if isinstance(folder, str) and not folder.strip(): raise ValueError(f"the folder for {what} must be named, got ''")
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir(): raise ValueError(f"cannot write {what} into {folder}: it is a file, not a folder")
+    try: folder.mkdir(parents=True, exist_ok=True); tempfile.TemporaryFile(dir=folder).close()
+    except OSError as e: raise ValueError(f"cannot write {what} into {folder}: {e.strerror}") from None
+    return folder
+
+def writable_file(path, what: str = 'path') -> Path:
+    "`path` as a file `atomic_write` can create: a file name, in a folder that is writable (checked before any work)."
+    path = Path(path)
+    if not path.name or path.is_dir(): raise ValueError(f"{what} must name a file, got {str(path)!r}")
+    writable_folder(path.parent, f"{what} {path.name}")
+    return path

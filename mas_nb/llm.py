@@ -12,15 +12,16 @@ import torch
 from fastcore.meta import delegates
 from tqdm.auto import tqdm
 from .counterfactuals import Interventions
-from .mas import MASResult, fit_mas, mean_se
+from .mas import MASResult, fit_mas, mas_spec, mean_se
 from .hf import HFCausalLM
+from .models import check_token_ids
 from .files import atomic_write, write_json
-from .tasks import as_rng
+from .tasks import as_rng, check_n
 
 # %% auto #0
-__all__ = ['DEFAULT_MODEL', 'JIGSAW_COLUMNS', 'SOURCES', 'GROUPS', 'TextData', 'check_nonempty', 'balance', 'split_data',
-           'disjoint', 'load_text_file', 'label_rows', 'load_toxicity', 'toxicity_data', 'load_lm', 'tiny_tokenizer',
-           'tiny_qwen2', 'finetune', 'make_prompts', 'Generations', 'generate', 'TokenInterventions',
+__all__ = ['DEFAULT_MODEL', 'JIGSAW_COLUMNS', 'SOURCES', 'GROUPS', 'as_texts', 'TextData', 'check_nonempty', 'balance',
+           'split_data', 'disjoint', 'load_text_file', 'label_rows', 'load_toxicity', 'toxicity_data', 'load_lm',
+           'tiny_tokenizer', 'tiny_qwen2', 'finetune', 'make_prompts', 'Generations', 'generate', 'TokenInterventions',
            'check_same_vocab', 'llm_mas', 'StudyResult', 'toxicity_study', 'pair_folder', 'plot_study']
 
 # %% ../nbs/07_llm.ipynb #5f6fd12e
@@ -32,6 +33,14 @@ def _need(module: str):
     except ImportError: raise ImportError(f"mas_nb.llm needs {module!r}: pip install 'mas_nb[llm]'") from None
 
 # %% ../nbs/07_llm.ipynb #3374de16
+def as_texts(texts, what: str = 'texts') -> list:
+    "`texts` as a list of strings; one string is an error (it would be read as a list of its characters), as is an item that is not one."
+    if isinstance(texts, (str, bytes)): raise TypeError(f"{what} must be a list of texts, got one string {texts[:40]!r}: wrap it in a list")
+    texts = list(texts)
+    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+    if bad is not None: raise TypeError(f"{what}[{bad}] is {texts[bad]!r}, not a text (a string)")
+    return texts
+
 @dataclass
 class TextData:
     "Texts with a toxic (1) / nontoxic (0) label each."
@@ -39,9 +48,12 @@ class TextData:
     labels: np.ndarray
 
     def __post_init__(self):
-        self.texts, self.labels = list(self.texts), np.asarray(self.labels, dtype=np.int64).reshape(-1)
-        if len(self.texts) != len(self.labels): raise ValueError(f"{len(self.texts)} texts but {len(self.labels)} labels")
-        if not np.isin(self.labels, (0, 1)).all(): raise ValueError("labels must be 0 (nontoxic) or 1 (toxic)")
+        self.texts, labels = as_texts(self.texts), np.asarray(self.labels).reshape(-1)
+        if len(self.texts) != len(labels): raise ValueError(f"{len(self.texts)} texts but {len(labels)} labels")
+        if labels.dtype.kind not in 'biuf' or not np.isin(labels, (0, 1)).all():   # checked before the cast: 0.7 is not 0
+            bad = next((x for x in labels.tolist() if x not in (0, 1)), labels.dtype)
+            raise ValueError(f"labels must be 0 (nontoxic) or 1 (toxic), got {bad!r}; threshold scores into labels first")
+        self.labels = labels.astype(np.int64)
 
     def __len__(self): return len(self.texts)
     def take(self, idx) -> TextData: return TextData([self.texts[i] for i in idx], self.labels[np.asarray(idx, dtype=np.int64)])
@@ -84,21 +96,45 @@ def disjoint(train: TextData, test: TextData) -> TextData:
 # %% ../nbs/07_llm.ipynb #15500171
 _LABELS = {'1': 1, '0': 0, 'true': 1, 'false': 0, 'toxic': 1, 'nontoxic': 0, '1.0': 1, '0.0': 0}
 
+def _rows(path: Path) -> list:
+    "(line, row) of every record of a `.csv` or `.jsonl` file (the line a record ends on); errors name the file and the line."
+    suffix = path.suffix.lower()
+    if suffix not in ('.csv', '.jsonl', '.json'): raise ValueError(f"{path}: expected a .csv or .jsonl file")
+    rows = []
+    try:
+        with open(path, newline='', encoding='utf-8') as f:
+            if suffix == '.csv':
+                reader = csv.DictReader(f)
+                for r in reader:
+                    if None in r or None in r.values():   # a short row's missing fields are None; a long row's extras sit under None
+                        raise ValueError(f"{path}, line {reader.line_num}: {'fewer' if None in r.values() else 'more'} fields than the header")
+                    rows.append((reader.line_num, r))
+                return rows
+            for line, text in enumerate(f, 1):
+                if not text.strip(): continue
+                try: rows.append((line, json.loads(text)))
+                except json.JSONDecodeError as e: raise ValueError(f"{path}, line {line}: not JSON ({e.msg})") from None
+                if not isinstance(rows[-1][1], dict): raise ValueError(f"{path}, line {line}: expected a JSON object, got {text.strip()[:40]!r}")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}): convert it, e.g. iconv -f latin1 -t utf-8") from None
+    except csv.Error as e: raise ValueError(f"{path}: not a readable CSV file ({e})") from None
+    return rows
+
 def load_text_file(path, text_col: str = 'text', label_col: str = 'label') -> TextData:
-    "Texts and toxic/nontoxic labels from a local `.csv` or `.jsonl` file."
+    "Texts and toxic/nontoxic labels from a local `.csv` or `.jsonl` file; a missing text or label is an error naming its line."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"no such file: {path}")
-    if path.suffix.lower() == '.csv':
-        with open(path, newline='', encoding='utf-8') as f: rows = list(csv.DictReader(f))
-    elif path.suffix.lower() in ('.jsonl', '.json'):
-        rows = [json.loads(l) for l in path.read_text(encoding='utf-8').splitlines() if l.strip()]
-    else: raise ValueError(f"{path}: expected a .csv or .jsonl file")
+    rows = _rows(path)
     if not rows: raise ValueError(f"{path} is empty: no rows")
-    missing = [c for c in (text_col, label_col) if c not in rows[0]]
-    if missing: raise ValueError(f"{path} has no column {missing}; its columns are {list(rows[0])} (pass text_col=/label_col=)")
-    bad = [r[label_col] for r in rows if str(r[label_col]).strip().lower() not in _LABELS]
-    if bad: raise ValueError(f"{path}: label {bad[0]!r} is not one of 1/0, true/false, toxic/nontoxic")
-    return TextData([str(r[text_col]) for r in rows], [_LABELS[str(r[label_col]).strip().lower()] for r in rows])
+    missing = [c for c in (text_col, label_col) if c not in rows[0][1]]
+    if missing: raise ValueError(f"{path} has no column {missing}; its columns are {list(rows[0][1])} (pass text_col=/label_col=)")
+    texts, labels = [], []
+    for line, r in rows:
+        text, label = r.get(text_col), str(r.get(label_col)).strip().lower()
+        if not isinstance(text, str): raise ValueError(f"{path}, line {line}: no text in column {text_col!r} (got {text!r})")
+        if label not in _LABELS: raise ValueError(f"{path}, line {line}: label {r.get(label_col)!r} is not one of 1/0, true/false, toxic/nontoxic")
+        texts.append(text); labels.append(_LABELS[label])
+    return TextData(texts, labels)
 
 # %% ../nbs/07_llm.ipynb #25952bef
 JIGSAW_COLUMNS = ('toxic', 'severe_toxic', 'obscene', 'threat', 'insult', 'identity_hate')
@@ -164,7 +200,7 @@ def tiny_tokenizer(texts):
     from tokenizers import models, pre_tokenizers, trainers
     tok = tk.Tokenizer(models.WordLevel(unk_token='[UNK]'))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.train_from_iterator(texts, trainers.WordLevelTrainer(special_tokens=['[PAD]', '[UNK]', '[BOS]', '[EOS]']))
+    tok.train_from_iterator(as_texts(texts), trainers.WordLevelTrainer(special_tokens=['[PAD]', '[UNK]', '[BOS]', '[EOS]']))
     return tr.PreTrainedTokenizerFast(tokenizer_object=tok, pad_token='[PAD]', unk_token='[UNK]', bos_token='[BOS]', eos_token='[EOS]')
 
 def tiny_qwen2(tokenizer, hidden: int = 64, layers: int = 2, heads: int = 4, seed: int = 0):
@@ -183,7 +219,7 @@ def finetune(model, tokenizer, texts, *, max_length: int = 128, lr: float = 5e-4
              max_steps: int = 10_000, seed: int = 0, output_dir=None, progress: bool = True, **training_args):
     "Fine-tune `model` in place on `texts` (causal LM loss); returns the `Trainer`'s `TrainOutput`."
     tr, datasets = _need('transformers'), _need('datasets')
-    texts = [t for t in texts if t.strip()]
+    texts = [t for t in as_texts(texts) if t.strip()]
     if not texts: raise ValueError("no texts to fine-tune on (empty dataset)")
     if tokenizer.pad_token is None: tokenizer.pad_token = tokenizer.eos_token
     bars = datasets.is_progress_bar_enabled()
@@ -206,9 +242,8 @@ def finetune(model, tokenizer, texts, *, max_length: int = 128, lr: float = 5e-4
 # %% ../nbs/07_llm.ipynb #30b300aa
 def make_prompts(tokenizer, texts, prompt_len: int = 32):
     "The first `prompt_len` tokens of every text that has that many: (LongTensor [n, prompt_len], kept indices)."
-    if isinstance(prompt_len, bool) or not isinstance(prompt_len, int) or prompt_len < 1:
-        raise ValueError(f"prompt_len must be a positive integer, got {prompt_len!r}")
-    enc = tokenizer(list(texts))['input_ids']
+    prompt_len = check_n(prompt_len, 'prompt_len')
+    enc = tokenizer(as_texts(texts))['input_ids']
     keep = [i for i, e in enumerate(enc) if len(e) >= prompt_len]
     if not keep: raise ValueError(f"no text has at least {prompt_len} tokens ({len(enc)} texts): use longer texts or a shorter prompt_len")
     return torch.tensor([enc[i][:prompt_len] for i in keep], dtype=torch.long), keep
@@ -220,6 +255,14 @@ class Generations:
     prompt_len: int
     name: str = ''
     labels: torch.Tensor | None = None  # toxic (1) / nontoxic (0) label of each prompt's text, if known
+
+    def __post_init__(self):   # checked on every construction: by `generate`, by hand and by `load`
+        if not isinstance(self.ids, torch.Tensor) or self.ids.dtype != torch.long or self.ids.dim() != 2 or (self.ids.numel() and self.ids.min() < 0):
+            raise ValueError(f"ids must be a LongTensor [n, prompt_len + new_tokens] of token ids, got {getattr(self.ids, 'dtype', type(self.ids))} {tuple(getattr(self.ids, 'shape', ()))}")
+        self.prompt_len = check_n(self.prompt_len, f"prompt_len (ids have {self.ids.shape[1]} tokens, so at most one fewer)", 1, self.ids.shape[1] - 1)
+        if self.labels is not None: self.labels = torch.as_tensor(self.labels)
+        if self.labels is not None and tuple(self.labels.shape) != (len(self.ids),):
+            raise ValueError(f"labels must hold one label per sequence ({len(self.ids)}), got shape {tuple(self.labels.shape)}")
 
     @property
     def new_tokens(self) -> int: return self.ids.shape[1] - self.prompt_len
@@ -241,6 +284,8 @@ def generate(model, prompts: torch.Tensor, new_tokens: int = 64, batch_size: int
     "Greedy continuations of equal-length `prompts` `[n, P]`, batched; EOS does not stop a sequence."
     tr = _need('transformers')
     if len(prompts) == 0: raise ValueError("no prompts to continue")
+    prompts = check_token_ids(prompts, model.get_input_embeddings().num_embeddings)   # not torch's IndexError mid-generation
+    new_tokens, batch_size = check_n(new_tokens, 'new_tokens'), check_n(batch_size, 'batch_size')
     model.eval()
     dev = next(model.parameters()).device
     # eos_token_id=[]: no token ends a sequence (None would be replaced by the model's own EOS, which stops rows early)
@@ -316,18 +361,23 @@ def llm_mas(models,                 # `HFCausalLM`s, `(model, tokenizer)` pairs 
             rotation: str = 'rows', # only the k rows of each rotation Eq. 6 reads: the same function class, cheaper at LLM widths
             latents: str = 'batch', # latents recomputed per batch (an embedding lookup at the embedding site): memory of one batch
             out=None,               # folder to save the result in, alignments included (`MASResult.save`)
+            spec_only: bool = False,  # return the checked `RunSpec` without fitting (the study checks every pair first)
             **kwargs) -> MASResult:
     "Stepwise MAS at `site` between causal LMs, trained on their greedy `generations`; other options as in `fit_mas`."
     models, generations = list(models), list(generations)
     if len(models) != len(generations): raise ValueError(f"generations: {len(models)} models but {len(generations)} generations; give one each")
     if out is not None and Path(out).is_file(): raise ValueError(f"out names a folder for the saved result, got the file {out}")
+    if not all(isinstance(g, Generations) for g in generations): raise TypeError("generations must be `Generations`, one per model")
     names = [str(x) for x in (names or [g.name or str(i) for i, g in enumerate(generations)])]
     models = [_adapt(m, n) for m, n in zip(models, names)]
     check_same_vocab(models)
     for m in models: m.module(site)  # unknown site: fail before any work
-    res = fit_mas(models, variable='tokens', sites=site, k=k, method='mas', stepwise=True, names=names, batch_size=batch_size,
-                  max_steps=max_steps, rotation=rotation, latents=latents, interventions=TokenInterventions(generations, index_range), **kwargs)
-    if out is not None: res.save(out)
+    for g in generations:
+        if g.ids.max() >= models[0].vocab_size: raise ValueError(f"generations {g.name!r} hold token id {int(g.ids.max())}; the models read 0..{models[0].vocab_size - 1}")
+    run = mas_spec if spec_only else fit_mas
+    res = run(models, variable='tokens', sites=site, k=k, method='mas', stepwise=True, names=names, batch_size=batch_size,
+              max_steps=max_steps, rotation=rotation, latents=latents, interventions=TokenInterventions(generations, index_range), **kwargs)
+    if out is not None and not spec_only: res.save(out)
     return res
 
 # %% ../nbs/07_llm.ipynb #5d291cec
@@ -370,8 +420,10 @@ def toxicity_study(toxic: dict,              # {name: model} of the models fine-
     if len(kind) < 2: raise ValueError(f"the study needs at least two models, got {list(kind)}")
     missing = [n for n in kind if n not in generations]
     if missing: raise ValueError(f"no generations for {missing}")
-    models, records, runs = {**toxic, **nontoxic}, [], {}
-    for a, b in tqdm(list(itertools.combinations(kind, 2)), desc='model pairs', disable=not progress, leave=False):
+    models, records, runs, pairs = {**toxic, **nontoxic}, [], {}, list(itertools.combinations(kind, 2))
+    for a, b in pairs:   # every pair's settings checked before the first pair is trained
+        llm_mas([models[a], models[b]], [generations[a], generations[b]], site, names=[a, b], spec_only=True, **mas_kw)
+    for a, b in tqdm(pairs, desc='model pairs', disable=not progress, leave=False):
         res = llm_mas([models[a], models[b]], [generations[a], generations[b]], site, names=[a, b], progress=False,
                       out=None if out is None else pair_folder(out, a, b), **mas_kw)
         group = '-'.join(sorted((kind[a], kind[b]), key=lambda k: k != 'toxic'))

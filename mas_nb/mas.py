@@ -17,10 +17,10 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
-from .tasks import Task, get_task
-from .counterfactuals import Interventions, make_interventions
+from .tasks import Task, get_task, check_n, check_real, check_model_task
+from .counterfactuals import Interventions, make_interventions, check_swap
 from .interventions import Rotation, LowRankMap, interchange
-from .files import atomic_write, write_json
+from .files import atomic_write, write_json, writable_file
 
 # %% auto #0
 __all__ = ['METHODS', 'READOUT_BUDGET', 'OPTION_DEFAULTS', 'MEMORY_SETTINGS', 'Method', 'Split', 'Direction', 'site_latents',
@@ -246,13 +246,14 @@ class MASResult:
         return {**d, 'variable': list(self.variable), 'worst_iia': self.worst_iia, 'mean_iia': self.mean_iia}
 
     def save_json(self, path):
-        "Write `to_dict()` atomically; in a run of several processes only the first writes (all hold the same result)."
-        if int(os.environ.get('RANK', '0')) == 0: write_json(path, self.to_dict())
+        """Write `to_dict()` atomically and return the path. In a launched run of several processes (`WORLD_SIZE` > 1) only
+        rank 0 writes (all hold the same result) and the others return None; a stray `RANK` alone does not stop the write."""
+        return write_json(path, self.to_dict()) if _writer() else None
 
-    def save(self, folder) -> Path:
-        "Write the result with its alignments and model fingerprints to `folder` (`mas_nb.results.save_result`)."
+    def save(self, folder) -> Path | None:
+        "Write the result with its alignments and model fingerprints to `folder` (`mas_nb.results.save_result`); ranks as `save_json`."
         from mas_nb.results import save_result
-        return save_result(self, folder)
+        return save_result(self, folder) if _writer() else None
 
     @classmethod
     def load(cls, folder, models=None, strict: bool = True) -> MASResult:
@@ -264,6 +265,10 @@ class MASResult:
         rows = [f"{'direction':>12} {'IIA':>7} {'tokens':>7}  trained"]
         rows += [f"{k:>12} {v:7.4f} {self.token_acc[k]:7.4f}  {'yes' if k in self.trained else 'no'}" for k, v in self.iia.items()]
         return '\n'.join(rows + [f"{'worst':>12} {self.worst_iia:7.4f}", f"{'mean':>12} {self.mean_iia:7.4f}"])
+
+def _writer() -> bool:
+    "Whether this process writes a run's files: any process but the other ranks of a launched run (WORLD_SIZE > 1, RANK > 0)."
+    return int(os.environ.get('WORLD_SIZE', '1')) == 1 or int(os.environ.get('RANK', '0')) == 0
 
 def mean_se(values) -> tuple[float, float]:
     "Mean and standard error over runs (`ddof=1`); the SE of a single run is undefined: NaN (written to JSON as null)."
@@ -357,16 +362,11 @@ def _method(method, n: int, options: dict) -> Method:
     return m
 
 def _check_numbers(s: dict):
-    "Clear errors for loop and size settings out of range."
+    "Clear errors for loop and size settings out of range; numpy and torch scalars become Python numbers (`check_n`, `check_real`)."
     for key in ('n_train', 'n_valid', 'n_test', 'batch_size', 'micro_batches', 'eval_batch_size', 'max_steps', 'eval_every'):
-        v = s[key]
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1: raise ValueError(f"{key} must be a positive integer, got {v!r}")
-    if isinstance(s['seed'], bool) or not isinstance(s['seed'], (int, np.integer)) or s['seed'] < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {s['seed']!r}")
-    if isinstance(s['lr'], bool) or not (isinstance(s['lr'], (int, float)) and math.isfinite(s['lr']) and s['lr'] >= 0):
-        raise ValueError(f"lr must be a non-negative number, got {s['lr']!r}")
-    if s['threshold'] is not None and not (isinstance(s['threshold'], (int, float)) and 0 < s['threshold'] <= 1):
-        raise ValueError(f"threshold must be in (0, 1] or None, got {s['threshold']!r}")
+        s[key] = check_n(s[key], key)
+    s['seed'], s['lr'] = check_n(s['seed'], 'seed', 0), check_real(s['lr'], 'lr', 0)
+    if s['threshold'] is not None: s['threshold'] = check_real(s['threshold'], 'threshold', 0, 1, open_low=True)
     for key in ('stepwise', 'scale', 'recompute_layers'):
         if not isinstance(s[key], bool): raise ValueError(f"{key} must be True or False, got {s[key]!r}")
     if s['select'] not in ('all', 'trained'): raise ValueError(f"select must be 'all' or 'trained', got {s['select']!r}")
@@ -383,26 +383,27 @@ def make_spec(models, *, tasks, variable, sites, names, values, method, k, rank,
     _check_numbers(settings)
     sites, variable = [str(s) for s in _per_model(sites, n, 'sites')], _per_model(variable, n, 'variable')
     names = [str(x) for x in _per_model(list(range(n)) if names is None else names, n, 'names')]
-    if len(set(names)) != n: raise ValueError(f"names must be distinct (they label the directions), got {names}")
+    labels = [f"{names[s]}->{names[t]}" for s, t in m.directions(n)]
+    if len(set(names)) != n or len(set(labels)) != len(labels):
+        raise ValueError(f"names must be distinct and give distinct direction labels, got {names} (labels {labels})")
     for i, (model, site) in enumerate(zip(models, sites)):
         if site not in model.sites: raise ValueError(f"model {i} ({names[i]}) has no site {site!r}; its sites are {list(model.sites)}")
     dims = [model.site_dim(s) for model, s in zip(models, sites)]
     if 'inaccessible' in m.options:
         inaccessible = OPTION_DEFAULTS['inaccessible'] if inaccessible is None else inaccessible
-        if inaccessible not in range(n) or isinstance(inaccessible, bool):
-            raise ValueError(f"inaccessible must be a model index in 0..{n - 1}, got {inaccessible!r}")
+        inaccessible = check_n(inaccessible, 'inaccessible', 0, n - 1)   # a model index
     if 'epsilon' in m.options:
         epsilon = OPTION_DEFAULTS['epsilon'] if epsilon is None else epsilon
-        if not (isinstance(epsilon, (int, float)) and 0 <= epsilon <= 1): raise ValueError(f"epsilon must be in [0, 1], got {epsilon!r}")
+        epsilon = check_real(epsilon, 'epsilon', 0, 1)
     if 'cl_l2' in m.options:
         cl_l2 = OPTION_DEFAULTS['cl_l2'] if cl_l2 is None else cl_l2
         if cl_l2 not in ('sum', 'mean'): raise ValueError(f"cl_l2 must be 'sum' or 'mean', got {cl_l2!r}")
     if 'k' in m.options:
-        k = min(dims) // 2 if k is None else k
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= min(dims):
-            raise ValueError(f"k={k!r} must be an integer in 1..{min(dims)}, the narrowest site width (widths {dims})")
-    if 'rank' in m.options and rank is not None and (isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 1 <= rank <= min(dims)):
-        raise ValueError(f"rank={rank!r} must be an integer in 1..{min(dims)}, the narrower site width (widths {dims})")
+        try: k = min(dims) // 2 if k is None else check_n(k, 'k', 1, min(dims))
+        except ValueError: raise ValueError(f"k={k!r} must be an integer in 1..{min(dims)}, the narrowest site width (widths {dims})") from None
+    if 'rank' in m.options and rank is not None:
+        try: rank = check_n(rank, 'rank', 1, min(dims))
+        except ValueError: raise ValueError(f"rank={rank!r} must be an integer in 1..{min(dims)}, the narrower site width (widths {dims})") from None
     if settings['rotation'] == 'rows' and m.aligner != 'rotation': raise ValueError(f"rotation applies to rotation methods, not {m.name!r}")
     if settings['recompute_layers']:
         for t in dict.fromkeys(t for _, t in m.directions(n)):
@@ -411,8 +412,12 @@ def make_spec(models, *, tasks, variable, sites, names, values, method, k, rank,
     if m.cl and settings['stepwise']: raise ValueError("counterfactual latents are defined for single-position interventions, not stepwise ones")
     if not any(any(m.losses(s, t, inaccessible)) for s, t in m.directions(n)):
         raise ValueError(f"no direction of method {m.name!r} carries a loss with {n} model(s): nothing would train")
-    return RunSpec(m, _tasks(models, tasks, interventions, m, n), variable, sites, names, _value_sets(values, n), k, rank,
+    spec = RunSpec(m, _tasks(models, tasks, interventions, m, n), variable, sites, names, _value_sets(values, n), k, rank,
                    inaccessible, epsilon, cl_l2, interventions=_describe(interventions), **settings)
+    for s, t in m.directions(n) if interventions is None else []:   # what each direction swaps, before any data is built
+        check_swap(spec.tasks[s], spec.tasks[t], (variable[s], variable[t]), max(spec.n_train, spec.n_valid, spec.n_test),
+                   spec.stepwise, spec.direction_values(s, t))
+    return spec
 
 def _tasks(models, tasks, interventions, m: Method, n: int) -> list:
     "One `Task` per model (its own by default), checked against the model's vocabulary; None for custom data."
@@ -426,6 +431,7 @@ def _tasks(models, tasks, interventions, m: Method, n: int) -> list:
     for i, (model, t) in enumerate(zip(models, tasks)):
         if model.vocab_size != t.vocab_size:
             raise ValueError(f"model {i} reads {model.vocab_size} token ids but task {t.name!r} has {t.vocab_size}: give each model its own task")
+        check_model_task(model, t, f"model {i}")   # the same vocabulary, another task (Modulo sequences for a Multi-Object model)
     return tasks
 
 def _describe(interventions) -> dict | str | None:
@@ -690,6 +696,7 @@ def prepare(models, spec: RunSpec, interventions: Callable | None = None) -> tup
 def fit_spec(models, spec: RunSpec, interventions: Callable | None = None, checkpoint=None, progress: bool = True) -> MASResult:
     "Run `spec` on `models`: what `fit_mas` does once its arguments are checked; reruns a saved result from its config."
     models, start = list(models), time.perf_counter()
+    checkpoint = None if checkpoint is None else writable_file(checkpoint, 'checkpoint')   # not at the first save
     with _frozen(models):
         alignments, dirs = prepare(models, spec, interventions)
         return _train(models, spec, dirs, alignments, checkpoint, progress, start)

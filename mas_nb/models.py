@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
-from .tasks import Task, get_task
+from .tasks import Task, get_task, check_n
 
 # %% auto #0
 __all__ = ['ARCHS', 'init_seed', 'init_weights', 'mlp_head', 'check_token_ids', 'LatentModel', 'TaskModel', 'scored_positions',
@@ -310,7 +310,7 @@ class TransformerModel(TaskModel):
 def make_model(task, arch: str, seed: int = 0, width: int = 128, train_void_p: float = 0.0, vocab_size: int | None = None) -> TaskModel:
     "An untrained `arch` model (one of `ARCHS`) for `task` (a name or `Task`), initialised from `seed`."
     if arch not in ARCHS: raise ValueError(f"unknown architecture {arch!r}; valid architectures are {ARCHS}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0: raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = check_n(seed, 'seed', 0)
     t = get_task(task.name if isinstance(task, Task) else task)
     if vocab_size not in (None, t.vocab_size): raise ValueError(f"task {t.name!r} has {t.vocab_size} tokens, not {vocab_size}")
     cls = TransformerModel if arch == 'transformer' else RNNModel

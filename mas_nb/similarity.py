@@ -10,12 +10,13 @@ import numpy as np
 import torch
 from scipy.stats import rankdata
 from .files import check_memory
-from .tasks import CountingTask, MAX_QUANTITY, as_rng, check_n, get_task
+from .tasks import CountingTask, MAX_QUANTITY, as_rng, check_n, check_model_task, get_task
 
 # %% auto #0
 __all__ = ['MIN_SAMPLES', 'RDM_KINDS', 'MEASURES', 'as_matrix', 'check_pair', 'unit_rows', 'zscore', 'compute_rdm', 'rsa',
            'centre_kernel', 'hsic', 'kernel_cka', 'cka', 'linear_cka', 'quantities', 'quantity_batch', 'model_latents',
-           'protocol_latents', 'SimilarityResult', 'similarity_protocol', 'plot_rdms']
+           'protocol_latents', 'SimilarityResult', 'protocol_rows', 'check_protocol', 'similarity_protocol',
+           'plot_rdms']
 
 # %% ../nbs/05_similarity.ipynb #7d6a5a74
 MIN_SAMPLES = 4
@@ -116,7 +117,9 @@ def hsic(K: np.ndarray, L: np.ndarray, debiased: bool = False) -> float:
     K, L = np.asarray(K), np.asarray(L)
     if K.ndim != 2 or K.shape[0] != K.shape[1] or L.shape != K.shape:
         raise ValueError(f"K and L must be square kernels of the same size [N, N], got {K.shape} and {L.shape}")
-    N = len(K)
+    N, least = len(K), 4 if debiased else 2
+    if N < least: raise ValueError(f"K and L have {N} sample(s); the {'unbiased' if debiased else 'biased'} HSIC needs at least {least} "
+                                   f"(it divides by {'N(N-3)' if debiased else '(N-1)²'})")
     if not debiased: return float((centre_kernel(K) * L.T).sum() / (N - 1) ** 2)
     K, L = K.copy(), L.copy()
     np.fill_diagonal(K, 0); np.fill_diagonal(L, 0)
@@ -218,7 +221,8 @@ def model_latents(model, ids: torch.Tensor, site: str, batch_size: int = 1024) -
 def protocol_latents(model_a, model_b, task, site: str, task_b=None, site_b: str | None = None,
                      n_per_quantity: int = 15, seed=0) -> tuple[np.ndarray, np.ndarray, dict]:
     "Row-paired latents `[R, d_a]`, `[R, d_b]` at every non-pad, non-`E` position, and each row's quantity, position and variables."
-    task = get_task(task); task_b = task if task_b is None else get_task(task_b)
+    task = check_model_task(model_a, task, 'model_a'); task_b = task if task_b is None else get_task(task_b)
+    check_model_task(model_b, task_b, 'model_b (pass its task as task_b)')
     ids_a = quantity_batch(task, n_per_quantity, seed=seed)
     ids_b = ids_a if task_b is task else quantity_batch(task_b, n_per_quantity, seed=seed)
     keep = lambda t, ids: (ids != t.pad_id) & (ids != t.vocab['E'])
@@ -253,6 +257,31 @@ def _summary(vals: list[float], null: list[float]) -> dict:
                 values=[float(v) for v in vals], null_values=[float(v) for v in null])
 
 # %% ../nbs/05_similarity.ipynb #81da5d0a
+def protocol_rows(task, n_per_quantity: int = 15, seed=0) -> int:
+    "How many latent rows the protocol samples from: the non-pad, non-`E` positions of its sequences (no model runs)."
+    task = get_task(task)
+    ids = quantity_batch(task, n_per_quantity, seed=seed)
+    return int(((ids != task.pad_id) & (ids != task.vocab['E'])).sum())
+
+def check_protocol(model_a, model_b, task, site: str, task_b=None, site_b: str | None = None, n_per_quantity: int = 15,
+                   n_samples: int = 1000, n_resamples: int = 10, seed: int = 0, measures=('rsa', 'cka', 'linear_cka')) -> tuple:
+    """`similarity_protocol`'s arguments checked without computing anything (the models' shapes suffice, e.g. blueprints):
+    `(measures, n_per_quantity, n_samples, n_resamples, seed)` normalised, or a clear error naming the bad one."""
+    measures = (measures,) if isinstance(measures, str) else tuple(measures)
+    bad = [m for m in measures if m not in MEASURES]
+    if bad or not measures: raise ValueError(f"unknown measure(s) {bad}; choose from {list(MEASURES)}" if bad else "measures is empty")
+    sizes = check_n(n_per_quantity, 'n_per_quantity'), check_n(n_samples, 'n_samples'), check_n(n_resamples, 'n_resamples'), check_n(seed, 'seed', 0)
+    ta = check_model_task(model_a, task, 'model_a')
+    tb = check_model_task(model_b, task if task_b is None else task_b, 'model_b (pass its task as task_b)')
+    for t, name in ((ta, 'task'), (tb, 'task_b')):
+        if not isinstance(t, CountingTask): raise ValueError(f"{name}: the protocol samples sequences by object quantity, so it needs a counting task, got {t!r}")
+    for m, s, name in ((model_a, site, 'site'), (model_b, site if site_b is None else site_b, 'site_b' if site_b else 'site')):
+        if s not in getattr(m, 'sites', (s,)): raise ValueError(f"{name}: the model has no site {s!r}; its sites are {list(m.sites)}")
+    _check_rows(sizes[1], max(_COPIES.get(m, 7) for m in measures), f"similarity_protocol's {list(measures)}", "lower n_samples")
+    rows = protocol_rows(ta, sizes[0], sizes[3])
+    if sizes[1] > rows: raise ValueError(f"n_samples={sizes[1]} exceeds the {rows} latent rows available; lower it or raise n_per_quantity")
+    return (measures, *sizes)
+
 def similarity_protocol(model_a,                   # the first model
                         model_b,                   # the second model
                         task,                      # the counting task whose sequences both read (model a's)
@@ -266,14 +295,9 @@ def similarity_protocol(model_a,                   # the first model
                         measures=('rsa', 'cka', 'linear_cka'),  # which scores to compute
                        ) -> SimilarityResult:
     "The paper's RSA/CKA protocol (§3.6, B.4–B.5): `n_resamples` shared samples of `n_samples` latent rows, with a shuffled null."
-    measures = (measures,) if isinstance(measures, str) else tuple(measures)
-    bad = [m for m in measures if m not in MEASURES]
-    if bad or not measures: raise ValueError(f"unknown measure(s) {bad}; choose from {list(MEASURES)}" if bad else "measures is empty")
-    n_samples, n_resamples = check_n(n_samples, 'n_samples'), check_n(n_resamples, 'n_resamples')
-    check_n(n_per_quantity, 'n_per_quantity'); check_n(seed, 'seed', 0)
-    _check_rows(n_samples, max(_COPIES.get(m, 7) for m in measures), f"similarity_protocol's {list(measures)}", "lower n_samples")
+    measures, n_per_quantity, n_samples, n_resamples, seed = check_protocol(
+        model_a, model_b, task, site, task_b, site_b, n_per_quantity, n_samples, n_resamples, seed, measures)
     Xa, Xb, _ = protocol_latents(model_a, model_b, task, site, task_b, site_b, n_per_quantity, seed)
-    if n_samples > len(Xa): raise ValueError(f"n_samples={n_samples} exceeds the {len(Xa)} latent rows available; lower it or raise n_per_quantity")
     rng = as_rng(seed)
     vals, null = {m: [] for m in measures}, {m: [] for m in measures}
     for _ in range(n_resamples):

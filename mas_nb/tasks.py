@@ -10,17 +10,39 @@ import torch
 from .files import check_memory
 
 # %% auto #0
-__all__ = ['COUNT_TOKENS', 'MAX_QUANTITY', 'MAX_VALUE', 'MAX_OPS', 'TASKS', 'as_rng', 'Task', 'check_n', 'check_real',
-           'CountingTask', 'ArithmeticTask', 'get_task']
+__all__ = ['COUNT_TOKENS', 'MAX_QUANTITY', 'MAX_VALUE', 'MAX_OPS', 'TASKS', 'scalar', 'check_n', 'check_real', 'as_rng', 'Task',
+           'CountingTask', 'ArithmeticTask', 'get_task', 'check_model_task']
+
+# %% ../nbs/00_tasks.ipynb #32909079
+def scalar(x):
+    "A 0-d torch tensor as the Python number it holds; anything else as it is (so numpy and torch scalars check alike)."
+    return x.item() if isinstance(x, torch.Tensor) and x.dim() == 0 else x
+
+def check_n(n, name: str = 'n', low: int = 1, high: int | None = None) -> int:
+    """`n` as a Python int in `low..high` (any integral type: int, numpy integer, 0-d integer tensor; never a bool, float
+    or string), or a clear error naming `name`. Every integer setting is checked and normalised here, once."""
+    n = scalar(n)
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < low or (high is not None and n > high):
+        kind = (f"an integer in {low}..{high}" if high is not None else
+                {1: 'a positive integer', 0: 'a non-negative integer'}.get(low, f"an integer >= {low}"))
+        raise ValueError(f"{name} must be {kind}, got {n!r}")
+    return int(n)
+
+def check_real(x, name: str, low: float = -math.inf, high: float = math.inf, open_low: bool = False, open_high: bool = False) -> float:
+    "`x` as a finite float in the interval from `low` to `high` (open at either end if asked), or a clear error naming `name`."
+    x = scalar(x)
+    ok = isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_)) and math.isfinite(x)
+    if not ok or (x <= low if open_low else x < low) or (x >= high if open_high else x > high):
+        span = f"{'(' if open_low or low == -math.inf else '['}{low}, {high}{')' if open_high or high == math.inf else ']'}"
+        raise ValueError(f"{name} must be a finite number in {span}, got {x!r}")
+    return float(x)
 
 # %% ../nbs/00_tasks.ipynb #b51b4f4c
 def as_rng(seed) -> np.random.Generator:
     "A numpy `Generator` from a non-negative integer seed, or `seed` itself if it already is one."
     if isinstance(seed, np.random.Generator): return seed
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be a non-negative int or a numpy Generator, got {seed!r}")
-    if seed < 0: raise ValueError(f"seed must be a non-negative int or a numpy Generator, got {seed!r}")
-    return np.random.default_rng(int(seed))
+    try: return np.random.default_rng(check_n(seed, 'seed', 0))
+    except ValueError: raise ValueError(f"seed must be a non-negative int or a numpy Generator, got {seed!r}") from None
 
 # %% ../nbs/00_tasks.ipynb #fef8b904
 class Task:
@@ -83,21 +105,6 @@ class Task:
     def position_mask(self, ids) -> torch.Tensor:
         "True at positions eligible for an interchange intervention."
         return torch.from_numpy(self._positions(self.as_ids(ids)))
-
-def check_n(n, name: str = 'n', low: int = 1) -> int:
-    "`n` as an int >= `low` (not a bool, float or string), or a clear error naming `name`."
-    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < low:
-        kind = {1: 'a positive integer', 0: 'a non-negative integer'}.get(low, f"an integer >= {low}")
-        raise ValueError(f"{name} must be {kind}, got {n!r}")
-    return int(n)
-
-def check_real(x, name: str, low: float = -math.inf, high: float = math.inf, open_low: bool = False, open_high: bool = False) -> float:
-    "`x` as a finite float in the interval from `low` to `high` (open at either end if asked), or a clear error naming `name`."
-    ok = isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_)) and math.isfinite(x)
-    if not ok or (x <= low if open_low else x < low) or (x >= high if open_high else x > high):
-        span = f"{'(' if open_low or low == -math.inf else '['}{low}, {high}{')' if open_high or high == math.inf else ']'}"
-        raise ValueError(f"{name} must be a finite number in {span}, got {x!r}")
-    return float(x)
 
 # %% ../nbs/00_tasks.ipynb #a288dc4e
 COUNT_TOKENS = ('P', 'B', 'E', 'T', 'Da', 'Db', 'Dc', 'R', 'C', 'V')
@@ -230,4 +237,12 @@ def get_task(name: str | dict | Task, **options) -> Task:
     try: task = TASKS[name](**options)
     except TypeError as e: raise ValueError(f"task {name!r} does not take options {sorted(options)}") from e
     task.options = dict(options)
+    return task
+
+def check_model_task(model, task, what: str = 'model') -> Task:
+    """`task` as a `Task`, checked to be the one `model` was trained on where the model records it (a task model's
+    `task`): only that task's sequences give scores or latents that mean something. Models without a task pass."""
+    task, own = get_task(task), getattr(model, 'task', None)
+    if isinstance(own, str) and own != task.name:
+        raise ValueError(f"{what} was trained on {own!r}, not {task.name!r}: give each model its own task's sequences")
     return task

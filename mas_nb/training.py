@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from .tasks import Task, get_task, check_n, check_real
+from .tasks import Task, get_task, check_n, check_real, check_model_task
 from .models import TaskModel, make_model, check_token_ids
 
 # %% auto #0
@@ -20,7 +20,7 @@ __all__ = ['CRITERION', 'TRAIN_DEFAULTS', 'trial_correct', 'trial_accuracy', 'lr
 @torch.no_grad()
 def trial_correct(model: TaskModel, task, ids: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     "BoolTensor `[n]`: whether every deterministic token of each row is predicted (teacher-forced, argmax)."
-    task, was_training = get_task(task), model.training
+    task, was_training = check_model_task(model, task), model.training
     ids, batch_size = check_token_ids(ids, model.vocab_size), check_n(batch_size, 'batch_size')
     det, device = task.deterministic_mask(ids)[:, 1:], model.embed.weight.device
     model.eval()

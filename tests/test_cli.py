@@ -79,7 +79,7 @@ def test_reproduce_writes_records_summary_and_figure(tmp_path):
     assert all(rec['size'] == 8 and 0 <= rec['value'] <= 1 for rec in res['records'])
     assert {(s['method'], s['mean']) for s in res['summary']} == {(rec['method'], rec['value']) for rec in res['records']}
     assert (tmp_path / 'fig2d.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
-    assert sorted(p.name for p in tmp_path.iterdir()) == ['fig2d.json', 'fig2d.png']  # no temporary files left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['fig2d.json', 'fig2d.png', 'jobs']  # no temporary files left, and its jobs
     assert 'wrote' in r.stdout and 'Stitch' in r.stdout
 
 

@@ -26,7 +26,7 @@ def test_tracked_results_are_overwritten_only_with_force(tmp_path):
 
 def test_sizes_are_parsed_and_checked():
     assert with_sizes('small', 'epsilons=0.5,0.89 threshold=0.9 seeds=0,1,2').epsilons == (0.5, 0.89)
-    assert all(check_preset(p) is p for p in PRESETS.values())
+    assert all(check_preset(p) == p for p in PRESETS.values())   # already normal: unchanged
     for sizes, field in [('max_pairs=-1', 'max_pairs'), ('seeds=0', 'seeds'), ('seeds=3,3', 'seeds'), ('task_seeds=1,1', 'task_seeds'),
                          ('tf_seeds=0,1,2', 'tf_seeds'), ('ks=4,0', 'ks'), ('epsilons=1.5', 'epsilons'), ('threshold=0', 'threshold'),
                          ('n_samples=0', 'n_samples'), ('eval_every=-2', 'eval_every')]:

@@ -129,11 +129,11 @@ def test_result_serialises_and_reevaluates(grus, tmp_path):
     (dict(values='12', variable='count'), "values must be a collection of integers"),
     (dict(batch_size=0), "batch_size must be a positive integer"),
     (dict(eval_every=0), "eval_every must be a positive integer"),
-    (dict(method='clmas', epsilon=5), r"epsilon must be in \[0, 1\]"),
-    (dict(lr=-1.0), "lr must be a non-negative number"),
+    (dict(method='clmas', epsilon=5), r"epsilon must be a finite number in \[0, 1\]"),
+    (dict(lr=-1.0), r"lr must be a finite number in \[0, inf\)"),
     (dict(seed=-1), "seed must be a non-negative integer"),
-    (dict(threshold=float('nan')), r"threshold must be in \(0, 1\]"),
-    (dict(method='unimas', inaccessible=2), "inaccessible must be a model index"),
+    (dict(threshold=float('nan')), r"threshold must be a finite number in \(0, 1\]"),
+    (dict(method='unimas', inaccessible=2), r"inaccessible must be an integer in 0\.\.1, got 2"),
     (dict(select='best'), "select must be 'all' or 'trained'"),
 ])
 def test_bad_input(grus, kwargs, message):
