@@ -18,12 +18,12 @@ from .similarity import protocol_rows, similarity_protocol
 from .tasks import check_n, check_real
 
 # %% auto #0
-__all__ = ['WIDTH', 'PRESETS', 'LAYERS', 'SWEEP', 'TASKS_3B', 'B6_CONDITIONS', 'EXPERIMENTS', 'UNITS', 'Preset', 'get_preset',
-           'check_preset', 'with_sizes', 'align', 'seed_pairs', 'summarise', 'new_figure', 'bars', 'fig2ab_units',
-           'fig2ab', 'plot_fig2ab', 'fig2d_units', 'fig2d', 'plot_fig2d', 'fig3a_units', 'fig3a', 'plot_fig3a',
-           'fig3b_units', 'fig3b', 'plot_fig3b', 'arithmetic_b6_units', 'arithmetic_b6', 'plot_arithmetic_b6',
-           'mas_n_models_units', 'mas_n_models', 'iia_matrix', 'plot_mas_n_models', 'train_job', 'model_unchanged',
-           'unit_job', 'experiment_jobs', 'run_experiment', 'reproduce', 'load_result', 'plot_result']
+__all__ = ['WIDTH', 'PRESETS', 'UNITS', 'LAYERS', 'SWEEP', 'TASKS_3B', 'B6_CONDITIONS', 'EXPERIMENTS', 'Preset', 'get_preset',
+           'check_preset', 'with_sizes', 'align', 'seed_pairs', 'summarise', 'unit', 'train_job', 'model_unchanged',
+           'unit_job', 'experiment_jobs', 'run_experiment', 'new_figure', 'bars', 'fig2ab_units', 'fig2ab',
+           'plot_fig2ab', 'fig2d_units', 'fig2d', 'plot_fig2d', 'fig3a_units', 'fig3a', 'plot_fig3a', 'fig3b_units',
+           'fig3b', 'plot_fig3b', 'arithmetic_b6_units', 'arithmetic_b6', 'plot_arithmetic_b6', 'mas_n_models_units',
+           'mas_n_models', 'iia_matrix', 'plot_mas_n_models', 'reproduce', 'load_result', 'plot_result']
 
 # %% ../nbs/06_experiments.ipynb #05bbcbb7
 @dataclass(frozen=True)
@@ -125,6 +125,67 @@ def summarise(records: list, by: tuple) -> list:
     for r in records: groups.setdefault(tuple(r[b] for b in by), []).append(r['value'])
     return [dict(zip(by, key), mean=m, se=se, n=len(v)) for key, v in groups.items() for m, se in [mean_se(v)]]
 
+# %% ../nbs/06_experiments.ipynb #f8c58185
+UNITS = {}  # name -> function of the units experiments are made of (one MAS or similarity run each)
+
+def unit(f):
+    "Register `f` as a unit: `f(preset, *params)` returns the records of one run; jobs name it by its function name."
+    UNITS[f.__name__] = f
+    return f
+
+def train_job(task: str, arch: str, seed: int) -> dict:
+    "Job: the cached model for (task, arch, seed), trained once if missing; its cache file and that file's digest."
+    cached_model(task, arch, seed, progress=False)
+    path = cache_path(task, arch, seed)
+    return dict(path=str(path), digest=digest(path))
+
+def model_unchanged(args: dict, value: dict) -> bool:
+    "Whether a `train_job`'s cache file is still the one it recorded (a retrained model makes the jobs that used it run again)."
+    return Path(value['path']).is_file() and digest(Path(value['path'])) == value['digest']
+
+def unit_job(unit: str, params: list, preset: dict) -> list:
+    "Job: the records of one unit of an experiment (`UNITS[unit]` at the preset `preset`, a `Preset` as a dict)."
+    return UNITS[unit](Preset(**{k: tuple(v) if isinstance(v, list) else v for k, v in preset.items()}), *params)
+
+def _units_of(experiment):
+    "The units function of `experiment`: itself, or the one `EXPERIMENTS` names."
+    return _experiment(experiment)[0] if isinstance(experiment, str) else experiment
+
+def experiment_jobs(experiment, p: Preset, **kw) -> tuple[list, list]:
+    """All jobs of `experiment` (a name or its units function) at `p`: one per model to train, then one per unit,
+    needing the jobs of its models; and the unit jobs, in order."""
+    experiment = _units_of(experiment)
+    name, units = experiment.__name__.removesuffix('_units'), experiment(p, **kw)
+    train = {tuple(m): Job('mas_nb.experiments:train_job', dict(task=m[0], arch=m[1], seed=m[2]), name=f"train-{m[0]}-{m[1]}-{m[2]}",
+                           check='mas_nb.experiments:model_unchanged') for _, _, ms in units for m in ms}
+    flat = lambda x: [str(v) for v in (x if isinstance(x, list) else [x])]
+    runs = [Job('mas_nb.experiments:unit_job', dict(unit=fn, params=params, preset=asdict(p)), tuple(dict.fromkeys(train[tuple(m)].id for m in ms)),
+                name=f"{name}-{fn.strip('_')}-" + '-'.join(v for x in params for v in flat(x))) for fn, params, ms in units]
+    return list(train.values()) + runs, runs
+
+def run_experiment(experiment, preset='small', out=None, executor: str = 'inprocess', workers: int = 2, gpus=None, slurm=None,
+                   progress: bool = True, **kw) -> list:
+    """The records of `experiment` (a name or its units function): its units run here one after the other (`out=None`),
+    or as jobs in the folder `out` (`mas_nb.jobs.run_jobs` with `executor`, `workers`, `gpus`, `slurm`: resumable,
+    skipped once done), assembled in the same order either way. `kw`: the experiment's own options (e.g. `tasks=`)."""
+    experiment = _units_of(experiment)
+    p, kw, name = check_preset(get_preset(preset)), _options(experiment, kw), experiment.__name__.removesuffix('_units')
+    if out is None:
+        return [r for fn, params, _ in tqdm(experiment(p, **kw), desc=name, disable=not progress) for r in UNITS[fn](p, *params)]
+    jobs, runs = experiment_jobs(experiment, p, **kw)
+    values = run_jobs(jobs, out, executor, workers, gpus, slurm, progress, desc=name)
+    return [r for j in runs for r in values[j.id]]
+
+def _options(run, kw: dict) -> dict:
+    """An experiment's keyword options checked against its signature before any work: names it takes, each a non-empty
+    collection (not a string, which would be iterated letter by letter) of the values its default holds."""
+    params = {k: v.default for k, v in list(inspect.signature(run).parameters.items())[1:]}  # after the preset
+    for key, v in kw.items():
+        if key not in params: raise ValueError(f"{run.__name__.removesuffix('_units')} takes no option {key!r}; its options are {list(params)}")
+        if isinstance(v, (str, bytes)) or not isinstance(v, (list, tuple)) or not v or any(x not in params[key] for x in v):
+            raise ValueError(f"{key} must be a non-empty list of some of {list(params[key])}, got {v!r}")
+    return {k: tuple(v) for k, v in kw.items()}
+
 # %% ../nbs/06_experiments.ipynb #ff494d6b
 def new_figure(n_axes: int, width: float = 4.2, height: float = 3.3):
     "A headless matplotlib figure with `n_axes` side by side (no pyplot: leaves notebook backends alone)."
@@ -158,6 +219,7 @@ def _comparison_pairs(p, comparison):
     if comparison == 'gru-transformer': return seed_pairs(p, [(('gru', a), ('transformer', t)) for a, t in zip(p.seeds, p.tf_seeds)])
     raise ValueError(f"unknown comparison {comparison!r}; choose gru-gru or gru-transformer")
 
+@unit
 def _pair_layer(p, comparison, a, b, layer):
     "Records of one (arch, seed) pair `a`, `b` at one layer: MAS worst-direction IIA, RSA and CKA."
     ma, mb, na, nb = _model(*a), _model(*b), f"{a[0]}{a[1]}", f"{b[0]}{b[1]}"
@@ -176,7 +238,7 @@ def fig2ab_units(p, comparisons=('gru-gru', 'gru-transformer')) -> list:
 
 def fig2ab(preset='small', comparisons=('gru-gru', 'gru-transformer'), **run) -> list:
     "Records of MAS worst-direction IIA, RSA and CKA per comparison, layer and seed pair (`run`: see `run_experiment`)."
-    return run_experiment('fig2ab', preset, comparisons=comparisons, **run)
+    return run_experiment(fig2ab_units, preset, comparisons=comparisons, **run)
 
 def plot_fig2ab(records):
     "One panel per comparison: MAS IIA, RSA and CKA (mean ± SE over seed pairs) at each layer."
@@ -190,6 +252,7 @@ def plot_fig2ab(records):
 # %% ../nbs/06_experiments.ipynb #302749ff
 SWEEP = {'DAS': dict(method='das'), 'MAS': dict(method='mas'), 'Stitch': dict(method='stitch', select='trained')}
 
+@unit
 def _sweep_run(p, method, seeds, size):
     names = [f"gru{s}" for s in seeds]
     kw = dict(SWEEP[method], **({'rank': size} if method == 'Stitch' else {'k': size}))
@@ -205,7 +268,7 @@ def fig2d_units(p) -> list:
 
 def fig2d(preset='small', **run) -> list:
     "Records of IIA against subspace size (DAS per GRU, MAS per pair) and rank (stitching per pair)."
-    return run_experiment('fig2d', preset, **run)
+    return run_experiment(fig2d_units, preset, **run)
 
 def plot_fig2d(records):
     "IIA (mean ± SE) against k for DAS and MAS and against rank r for stitching."
@@ -219,6 +282,7 @@ def plot_fig2d(records):
     return fig
 
 # %% ../nbs/06_experiments.ipynb #51ad4be7
+@unit
 def _inaccessible_pair(p, a, b):
     ga, gb, na, nb = _model('gru', a), _model('gru', b), f"gru{a}", f"gru{b}"
     directions = {'Access': f"{na}->{nb}", 'No Access': f"{nb}->{na}"}
@@ -236,7 +300,7 @@ def fig3a_units(p) -> list:
 
 def fig3a(preset='small', **run) -> list:
     "Records of Access / No Access IIA for MAS, CLMAS, Stitch and Latent Stitch per GRU seed pair."
-    return run_experiment('fig3a', preset, **run)
+    return run_experiment(fig3a_units, preset, **run)
 
 def plot_fig3a(records):
     "Bars per direction for CLMAS, Stitch and Latent Stitch; MAS as the dashed upper bound."
@@ -269,6 +333,7 @@ def _models_of(task, x) -> list:
     "The (task, arch, seed) of the GRUs a `_transfer` unit uses: the Multi-Object and `task` GRU of a pair, or one `task` GRU."
     return [('multiobject', 'gru', x[0]), (task, 'gru', x[1])] if isinstance(x, (list, tuple)) else [(task, 'gru', x)]
 
+@unit
 def _fig3b_unit(p, task, x) -> list:
     return [dict(task=task, **r) for r in _transfer(p, task, tuple(x) if isinstance(x, list) else x, 'count')]
 
@@ -280,7 +345,7 @@ def fig3b_units(p, tasks=TASKS_3B) -> list:
 
 def fig3b(preset='small', tasks=TASKS_3B, **run) -> list:
     "Records of Count IIA per direction: MAS Multi-Object GRU ↔ task GRU per seed pair, and DAS on each task GRU."
-    return run_experiment('fig3b', preset, tasks=tasks, **run)
+    return run_experiment(fig3b_units, preset, tasks=tasks, **run)
 
 def plot_fig3b(records):
     "MAS Count IIA per partner task and direction; DAS within the partner as the dashed upper bound."
@@ -295,6 +360,7 @@ def plot_fig3b(records):
 B6_CONDITIONS = {'Rem Ops': ('rem_ops', None), 'Cumu Val': ('cumu_val', None),
                  'Low Cumu Val': ('cumu_val', range(1, 11)), 'High Cumu Val': ('cumu_val', range(11, 21))}
 
+@unit
 def _b6_unit(p, condition, x) -> list:
     roles = ('Count', condition.replace('Low ', '').replace('High ', ''))
     x = tuple(x) if isinstance(x, list) else x
@@ -308,7 +374,7 @@ def arithmetic_b6_units(p) -> list:
 
 def arithmetic_b6(preset='small', **run) -> list:
     "Records of Count ↔ arithmetic-variable MAS IIA per condition, seed pair and direction, and DAS on the Arithmetic GRU."
-    return run_experiment('arithmetic_b6', preset, **run)
+    return run_experiment(arithmetic_b6_units, preset, **run)
 
 def plot_arithmetic_b6(records):
     "MAS IIA per Count ↔ arithmetic condition and direction; DAS within the Arithmetic GRU on the same variable as dashed levels."
@@ -329,6 +395,7 @@ def _kind(direction: str) -> str:
 def _n_models(p):
     return [('gru', s) for s in p.seeds] + [('lstm', 0)]
 
+@unit
 def _n_models_unit(p, idx) -> list:
     "Records of one MAS over the models `idx` of `_n_models(p)`: the joint run over all, or a pair."
     specs = [_n_models(p)[i] for i in idx]
@@ -340,12 +407,12 @@ def _n_models_unit(p, idx) -> list:
 def mas_n_models_units(p) -> list:
     "The units of the N-model comparison: the joint run over every model, then each pair."
     specs = _n_models(p)
-    return [('_n_models_unit', list(idx), [('multiobject', *specs[i]) for i in idx])
+    return [('_n_models_unit', [list(idx)], [('multiobject', *specs[i]) for i in idx])
             for idx in [tuple(range(len(specs)))] + list(combinations(range(len(specs)), 2))]
 
 def mas_n_models(preset='small', **run) -> list:
     "Records of IIA per (source, target) from one joint MAS over all models and from every pairwise MAS."
-    return run_experiment('mas_n_models', preset, **run)
+    return run_experiment(mas_n_models_units, preset, **run)
 
 def iia_matrix(records, run: str) -> tuple[list, np.ndarray]:
     "Model names and the N×N IIA matrix (source rows, target columns) of one run type, cells averaged."
@@ -372,44 +439,6 @@ EXPERIMENTS = {'fig2ab': (fig2ab_units, plot_fig2ab, ('comparison', 'layer', 'me
                'fig3b': (fig3b_units, plot_fig3b, ('task', 'method', 'direction')),
                'arithmetic_b6': (arithmetic_b6_units, plot_arithmetic_b6, ('condition', 'method', 'direction')),
                'mas_n_models': (mas_n_models_units, plot_mas_n_models, ('run', 'src', 'trg'))}
-UNITS = {f.__name__: f for f in (_pair_layer, _sweep_run, _inaccessible_pair, _fig3b_unit, _b6_unit, _n_models_unit)}
-
-def train_job(task: str, arch: str, seed: int) -> dict:
-    "Job: the cached model for (task, arch, seed), trained once if missing; its cache file and that file's digest."
-    cached_model(task, arch, seed, progress=False)
-    path = cache_path(task, arch, seed)
-    return dict(path=str(path), digest=digest(path))
-
-def model_unchanged(args: dict, value: dict) -> bool:
-    "Whether a `train_job`'s cache file is still the one it recorded (a retrained model makes the jobs that used it run again)."
-    return Path(value['path']).is_file() and digest(Path(value['path'])) == value['digest']
-
-def unit_job(unit: str, params: list, preset: dict) -> list:
-    "Job: the records of one unit of an experiment (`UNITS[unit]` at the preset `preset`, a `Preset` as a dict)."
-    return UNITS[unit](Preset(**{k: tuple(v) if isinstance(v, list) else v for k, v in preset.items()}), *params)
-
-def experiment_jobs(name: str, p: Preset, **kw) -> tuple[list, list]:
-    "All jobs of experiment `name` at `p` (one per model to train, then one per unit, needing its models) and the unit jobs in order."
-    units = _experiment(name)[0](p, **kw)
-    train = {tuple(m): Job('mas_nb.experiments:train_job', dict(task=m[0], arch=m[1], seed=m[2]), name=f"train-{m[0]}-{m[1]}-{m[2]}",
-                           check='mas_nb.experiments:model_unchanged') for _, _, ms in units for m in ms}
-    flat = lambda x: [str(v) for v in (x if isinstance(x, list) else [x])]
-    runs = [Job('mas_nb.experiments:unit_job', dict(unit=fn, params=params, preset=asdict(p)), tuple(dict.fromkeys(train[tuple(m)].id for m in ms)),
-                name=f"{name}-{fn.strip('_')}-" + '-'.join(v for x in params for v in flat(x))) for fn, params, ms in units]
-    return list(train.values()) + runs, runs
-
-def run_experiment(name: str, preset='small', out=None, executor: str = 'inprocess', workers: int = 2, gpus=None, slurm=None,
-                   progress: bool = True, **kw) -> list:
-    """The records of experiment `name`: its units run here one after the other (`out=None`), or as jobs in the folder
-    `out` (`mas_nb.jobs.run_jobs` with `executor`, `workers`, `gpus`, `slurm`: resumable, skipped once done), assembled
-    in the same order either way. `kw`: the experiment's own options (e.g. `tasks=` of fig3b)."""
-    p, kw = check_preset(get_preset(preset)), _options(_experiment(name)[0], kw)
-    if out is None:
-        return [r for fn, params, _ in tqdm(_experiment(name)[0](p, **kw), desc=name, disable=not progress) for r in UNITS[fn](p, *params)]
-    jobs, runs = experiment_jobs(name, p, **kw)
-    values = run_jobs(jobs, out, executor, workers, gpus, slurm, progress, desc=name)
-    return [r for j in runs for r in values[j.id]]
-
 def _experiment(name):
     if name not in EXPERIMENTS: raise ValueError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
     return EXPERIMENTS[name]
@@ -428,16 +457,6 @@ def _output_folder(out, names, force: bool) -> Path:
         raise ValueError(f"out={out} holds {tracked}, tracked by git (the committed results): pass force=True to overwrite them, or another out")
     return out
 
-def _options(run, kw: dict) -> dict:
-    """An experiment's keyword options checked against its signature before any work: names it takes, each a non-empty
-    collection (not a string, which would be iterated letter by letter) of the values its default holds."""
-    params = {k: v.default for k, v in list(inspect.signature(run).parameters.items())[1:]}  # after the preset
-    for key, v in kw.items():
-        if key not in params: raise ValueError(f"{run.__name__} takes no option {key!r}; its options are {list(params)}")
-        if isinstance(v, (str, bytes)) or not isinstance(v, (list, tuple)) or not v or any(x not in params[key] for x in v):
-            raise ValueError(f"{key} must be a non-empty list of some of {list(params[key])}, got {v!r}")
-    return {k: tuple(v) for k, v in kw.items()}
-
 def reproduce(name: str,           # one of `EXPERIMENTS`
               preset='small',      # a `Preset` or its name: 'small', 'medium' or 'paper'
               out='results',       # folder for NAME.json and NAME.png (created if missing); its jobs go to out/jobs/NAME
@@ -453,7 +472,7 @@ def reproduce(name: str,           # one of `EXPERIMENTS`
     _, plot, by = _experiment(name)
     p, start = check_preset(get_preset(preset)), time.perf_counter()
     out = _output_folder(out, [f"{name}.json", f"{name}.png"], force)   # fail before hours of work, not after
-    records = run_experiment(name, p, out / 'jobs' / name, executor, workers, gpus, slurm, **kw)
+    records = run_experiment(_experiment(name)[0], p, out / 'jobs' / name, executor, workers, gpus, slurm, **kw)
     if not records: raise ValueError(f"{name} gave no records at this preset; nothing was written")
     result = dict(experiment=name, preset=asdict(p), seconds=round(time.perf_counter() - start, 1),
                   summary=summarise(records, by), records=records)

@@ -778,6 +778,7 @@ def evaluate_iia(models, result: MASResult, n: int = 1_000, seed: int = 1, inter
     from mas_nb.results import check_models, place
     models, fitted_on = list(models), result.config.get('interventions')
     if split not in ('fresh', 'test'): raise ValueError(f"split must be 'fresh' or 'test', got {split!r}")
+    n, seed = check_n(n, 'n'), check_n(seed, 'seed', 0)
     if len(models) != len(result.config['sites']): raise ValueError(f"models: the result aligned {len(result.config['sites'])} models, got {len(models)}")
     if (fitted_on is None) != (interventions is None):
         raise ValueError("interventions: pass them exactly when the run was fitted with custom interventions"
