@@ -17,7 +17,7 @@ setup(
     keywords=cfg['keywords'].split(), python_requires=f">={cfg['min_python']}",
     packages=find_packages(include=[cfg['lib_name'], f"{cfg['lib_name']}.*"]),
     install_requires=reqs('requirements'),
-    extras_require={'dev': reqs('dev_requirements'), 'llm': reqs('llm_requirements')},
+    extras_require={'dev': reqs('dev_requirements'), 'llm': reqs('llm_requirements'), 'nwb': reqs('nwb_requirements')},
     entry_points={'console_scripts': reqs('console_scripts'), 'nbdev': [f"{cfg['lib_name']}={cfg['lib_name']}._modidx:d"]},
     classifiers=['Programming Language :: Python :: 3', 'Intended Audience :: Science/Research',
                  'Topic :: Scientific/Engineering :: Artificial Intelligence'],
