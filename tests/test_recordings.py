@@ -24,16 +24,15 @@ def toy(n=6, T=12, U=5, seed=0):
 
 
 def test_lookup_by_longest_prefix():
-    rec = toy()
+    seqs = ['B Da Db T R R E', 'B Da Dc T R R E', 'B Da Dc Db T R R R E', 'B Da Dc T R R E']  # trial 3 repeats trial 1
+    ids = np.zeros((4, 10), np.int64)
+    for i, s in enumerate(seqs): ids[i, :len(s.split())] = TASK.encode(s)
+    rec = Recordings(np.random.default_rng(0).poisson(2.0, (4, 10, 3)), ids, TASK)
     lat = rec.latents(rec.ids)
-    first = {tuple(r): i for i, r in reversed(list(enumerate(rec.ids.tolist())))}  # a repeated sequence reads its first trial
-    assert torch.equal(lat, rec.activity[[first[tuple(r)] for r in rec.ids.tolist()]])
-    cf = rec.ids[:1].clone()
-    cf[0, 3:] = TASK.vocab['R']  # diverges from every recorded trial after position 2 (trial 0 shares the most)
+    assert torch.equal(lat, rec.activity[[0, 1, 2, 1]])            # a repeated sequence reads its first trial
+    cf = torch.tensor([TASK.encode('B Da Dc Db Db T R R R R E')])  # follows trial 2 (alone) for 4 tokens, trial 1 for 3
     got = rec.latents(cf)[0]
-    shared = max(int((torch.cumprod((r[:3] == cf[0, :3]).long(), 0)).sum()) for r in rec.ids)
-    assert shared == 3 and torch.isnan(got[3:]).all() and torch.isfinite(got[:3]).all()
-    assert torch.equal(got[:3], rec.activity[0, :3])
+    assert got.shape == (11, 3) and torch.equal(got[:4], rec.activity[2, :4]) and torch.isnan(got[4:]).all()
     assert torch.isnan(rec.latents(torch.full((1, 4), TASK.vocab['E']))).all()  # no trial starts with E
 
 
