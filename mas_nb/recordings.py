@@ -262,10 +262,11 @@ def _prediction(h, h_cl) -> dict:
     return dict(r2=float(r2), cosine=float(F.cosine_similarity(h, y, dim=-1).mean()))
 
 def evaluate_recordings(models, result: MASResult, n: int = 1_000, seed: int = 1) -> dict:
-    """A fitted `result` on `models`, whose recordings may be other trials than those it was fitted on (held out): per
-    direction, IIA and token accuracy into a model (and the IIA of no intervention at all, its chance level), and into recordings (where no behaviour exists) how well the
-    intervened latent predicts the recorded counterfactual latent (R², cosine), next to the unintervened latent's
-    prediction (the baseline), and how many interventions had no recorded latent of their counterfactual state."""
+    """A fitted `result` on `models`, whose recordings may be other trials than those it was fitted on (held out). Per
+    direction: into a model, IIA and token accuracy, and the IIA of no intervention at all (a floor below chance); into
+    recordings, where no behaviour exists, how well the intervened latent predicts the recorded counterfactual latent
+    (R², cosine), next to the unintervened latent's prediction and a retest (another recorded trial in the same state),
+    and how many interventions had no recorded latent of their counterfactual state."""
     models, n = list(models), check_n(n)
     spec = result.spec
     if spec is None: raise ValueError("result: give the MASResult of a run in this session (it carries its spec)")
@@ -274,7 +275,7 @@ def evaluate_recordings(models, result: MASResult, n: int = 1_000, seed: int = 1
     out = {}
     with _frozen(models):
         for d in build_directions(models, result.alignments, spec, dict(test=n)):
-            if _behaves(models[d.trg]):  # IIA, and the IIA of leaving the target alone: chance for this direction
+            if _behaves(models[d.trg]):  # IIA, and that of leaving the target alone (a floor)
                 iia, acc = evaluate_direction(models, spec, d)
                 alone = evaluate_direction(models, spec, replace(d, intervene=lambda h_trg, h_src: h_trg))[0]
                 out[d.name] = dict(iia=iia, token_acc=acc, iia_unpatched=alone)
