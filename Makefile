@@ -15,7 +15,7 @@ $(VENV)/.installed: setup.py settings.ini pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[dev,llm]"
+	$(PY) -m pip install -q -e ".[dev,llm,nwb]"
 	touch $@
 
 demo: install

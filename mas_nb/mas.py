@@ -409,6 +409,10 @@ def make_spec(models, *, tasks, variable, sites, names, values, method, k, rank,
         for t in dict.fromkeys(t for _, t in m.directions(n)):
             if not models[t].downstream_layers(sites[t]):
                 raise ValueError(f"recompute_layers: {models[t].label} has no layers after site {sites[t]!r} to recompute")
+    for s, t in m.directions(n):  # a model without behaviour (recordings: `behaves = False`) can take only the CL loss
+        if m.losses(s, t, inaccessible)[0] and not _behaves(models[t]):
+            raise ValueError(f"model {t} ({names[t]}) has no behaviour to train on: method {m.name!r} would train into it;"
+                             f" use 'unimas', 'clmas', 'stitch' or 'latent_stitch' with inaccessible={t}")
     if m.cl and settings['stepwise']: raise ValueError("counterfactual latents are defined for single-position interventions, not stepwise ones")
     if not any(any(m.losses(s, t, inaccessible)) for s, t in m.directions(n)):
         raise ValueError(f"no direction of method {m.name!r} carries a loss with {n} model(s): nothing would train")
@@ -418,6 +422,10 @@ def make_spec(models, *, tasks, variable, sites, names, values, method, k, rank,
         check_swap(spec.tasks[s], spec.tasks[t], (variable[s], variable[t]), max(spec.n_train, spec.n_valid, spec.n_test),
                    spec.stepwise, spec.direction_values(s, t))
     return spec
+
+def _behaves(model) -> bool:
+    "Whether `model` produces tokens, so directions into it have an IIA (recordings do not: their `behaves` is False)."
+    return getattr(model, 'behaves', True)
 
 def _tasks(models, tasks, interventions, m: Method, n: int) -> list:
     "One `Task` per model (its own by default), checked against the model's vocabulary; None for custom data."
@@ -716,7 +724,8 @@ def _train(models, spec: RunSpec, dirs, alignments, checkpoint, progress, start)
     procs = Processes()
     if spec.batch_size % procs.world: raise ValueError(f"batch_size={spec.batch_size} must be divisible by the {procs.world} processes")
     opt = torch.optim.Adam(alignments.parameters(), lr=spec.lr)
-    picked = [d for d in dirs if spec.select == 'all' or d.behaviour or d.cl]
+    scored = [d for d in dirs if _behaves(models[d.trg])]  # directions into recordings have no IIA
+    picked = [d for d in scored if spec.select == 'all' or d.behaviour or d.cl] or scored
     state = dict(step=0, history=[], best=-1.0, best_step=0, best_state=copy.deepcopy(alignments.state_dict()), stopped=False)
     if checkpoint is not None and Path(checkpoint).exists(): state = _resume(checkpoint, spec, alignments, opt)
     end = state['step'] if state['stopped'] else spec.max_steps  # a run stopped at its threshold has ended
@@ -724,7 +733,7 @@ def _train(models, spec: RunSpec, dirs, alignments, checkpoint, progress, start)
     for step in bar:
         loss = train_step(models, spec, dirs, opt, step, procs)
         if (step + 1) % spec.eval_every and step + 1 != spec.max_steps: continue
-        valid = {d.name: evaluate_direction(models, spec, d, 'valid', procs)[0] for d in dirs}
+        valid = {d.name: evaluate_direction(models, spec, d, 'valid', procs)[0] for d in scored}
         worst = min(valid[d.name] for d in picked)
         state['history'].append(dict(step=step + 1, loss=loss.item(), valid_iia=valid))
         if worst > state['best']: state.update(best=worst, best_step=step + 1, best_state=copy.deepcopy(alignments.state_dict()))
@@ -740,7 +749,7 @@ def _train(models, spec: RunSpec, dirs, alignments, checkpoint, progress, start)
 def _result(models, spec: RunSpec, dirs, alignments, state, seconds, procs=None) -> MASResult:
     "The run's `MASResult`: IIA and token accuracy of every direction on its test split, with the best state loaded."
     from mas_nb.results import fingerprint  # `results` builds on this module
-    test = {d.name: evaluate_direction(models, spec, d, 'test', procs) for d in dirs}
+    test = {d.name: evaluate_direction(models, spec, d, 'test', procs) for d in dirs if _behaves(models[d.trg])}
     return MASResult(method=spec.method.name, variable=tuple(spec.variable), sites=spec.sites, k=spec.k,
                      iia={n: v[0] for n, v in test.items()}, token_acc={n: v[1] for n, v in test.items()},
                      trained=[d.name for d in dirs if d.behaviour or d.cl], best_step=state['best_step'], history=state['history'],
@@ -791,7 +800,7 @@ def evaluate_iia(models, result: MASResult, n: int = 1_000, seed: int = 1, inter
     sizes = dict(train=spec.n_train, valid=spec.n_valid, test=spec.n_test) if own else dict(test=n)
     with _frozen(models):
         dirs = build_directions(models, result.alignments, spec, sizes, interventions)
-        return {d.name: dict(zip(('iia', 'token_acc'), evaluate_direction(models, spec, d))) for d in dirs}
+        return {d.name: dict(zip(('iia', 'token_acc'), evaluate_direction(models, spec, d))) for d in dirs if _behaves(models[d.trg])}
 
 def _spec_arguments(spec: RunSpec) -> dict:
     "`make_spec`'s arguments that rebuild `spec`."
