@@ -789,6 +789,8 @@ def evaluate_iia(models, result: MASResult, n: int = 1_000, seed: int = 1, inter
     if split not in ('fresh', 'test'): raise ValueError(f"split must be 'fresh' or 'test', got {split!r}")
     n, seed = check_n(n, 'n'), check_n(seed, 'seed', 0)
     if len(models) != len(result.config['sites']): raise ValueError(f"models: the result aligned {len(result.config['sites'])} models, got {len(models)}")
+    if not all(map(_behaves, models)):
+        raise ValueError("models: recordings have no behaviour to score; evaluate a result on recordings with mas_nb.recordings.evaluate_recordings")
     if (fitted_on is None) != (interventions is None):
         raise ValueError("interventions: pass them exactly when the run was fitted with custom interventions"
                          f" (this one {'was' if fitted_on is not None else 'was not'})")

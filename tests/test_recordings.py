@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mas_nb.checkpoints import cached_model
-from mas_nb.mas import fit_mas
+from mas_nb.mas import evaluate_iia, fit_mas
 from mas_nb.recordings import Recordings, evaluate_recordings, read_nwb, simulate_recordings
 from mas_nb.tasks import get_task
 
@@ -124,6 +124,7 @@ def test_clmas_beats_shuffled_recordings():
         got[name] = out['brain->gru']
         assert set(out['gru->brain']) >= {'r2', 'cosine', 'missing'} and 'iia' not in out['gru->brain']
         assert res.cl_missing == 0 and 'gru->brain' not in res.iia
+        with pytest.raises(ValueError, match='recordings have no behaviour to score.*evaluate_recordings'): evaluate_iia([te, g1], res)  # no IIA on recordings
     rec, shuf = got['recorded'], got['shuffled']
     assert shuf['iia'] < 0.25, got                 # near chance
     assert rec['iia'] > shuf['iia'] + 0.15, got     # well above it
