@@ -4,7 +4,7 @@
 
 # %% ../nbs/06a_jobs.ipynb #d4f326fd
 from __future__ import annotations
-import contextlib, contextvars, hashlib, importlib, inspect, json, os, re, sys, time, traceback
+import contextlib, contextvars, hashlib, importlib, json, os, re, time, traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import get_context

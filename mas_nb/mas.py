@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_mas.ipynb #73491b3d
 from __future__ import annotations
-import copy, inspect, itertools, math, os, time
+import copy, inspect, itertools, os, time
 from functools import partial
 from contextlib import contextmanager
 from typing import Callable
@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
-from .tasks import Task, get_task, check_n, check_real, check_model_task
+from .tasks import get_task, check_n, check_real, check_model_task
 from .counterfactuals import Interventions, make_interventions, check_swap
 from .interventions import Rotation, LowRankMap, interchange
 from .files import atomic_write, write_json, writable_file

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import numpy as np
 from scipy import stats
-from .llm import GROUPS, StudyResult
+from .llm import StudyResult
 
 # %% auto #0
 __all__ = ['CLAIMS', 'pair_values', 'compare_groups', 'check_claims']
