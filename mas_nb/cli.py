@@ -174,7 +174,7 @@ def saved_models(result) -> list:
 def evaluate(folder: str,          # a result saved by `mas-nb align --save`
              n: int = 1000,        # fresh interventions per direction
              seed: int = 1,        # seed of the fresh interventions
-             strict: bool = True): # refuse models whose weights differ from those the result was fitted on
+             strict: bool = True): # refuse models with other weights than the result's; --no-strict takes those of the same shapes (a warning)
     "IIA of a saved result's alignments on fresh interventions, beside the IIA it was fitted to."
     from mas_nb.mas import MASResult, evaluate_iia
     from mas_nb.tasks import check_n
@@ -193,7 +193,7 @@ def apply(folder: str,                # a result saved by `mas-nb align --save`
           source_position: int = None,  # its position in the source (default: the same)
           direction: str = None,      # e.g. multiobject:gru:0->multiobject:gru:1 (default: the first across models)
           seed: int = 0,              # draws the demo tokens a counterfactual left in its demo phase goes on with
-          strict: bool = True):       # refuse models whose weights differ from those the result was fitted on
+          strict: bool = True):       # refuse models with other weights than the result's; --no-strict takes those of the same shapes (a warning)
     "One interchange intervention with a saved result: the counterfactual, and the target's output with and without the swap."
     from mas_nb.mas import MASResult
     from mas_nb.results import apply_alignment
@@ -281,8 +281,8 @@ def reproduce(experiment: str,           # fig2ab, fig2d, fig3a, fig3b, arithmet
               account: str = None,       # slurm: the account
               gpus_per_job: int = 0,     # slurm: GPUs per job
               timeout_min: int = 60):    # slurm: time limit of a job, minutes
-    """Run one of the paper's experiments at a preset size, as jobs in OUT/jobs/EXPERIMENT (a rerun skips the finished
-    ones and resumes an interrupted one); print its summary, write EXPERIMENT.json and .png."""
+    """Run one of the paper's experiments at a preset size; print its summary, write EXPERIMENT.json and .png.
+    It runs as jobs in OUT/jobs/EXPERIMENT: a rerun skips the finished ones and resumes an interrupted one."""
     from mas_nb import experiments
     experiments.get_preset(preset)  # name the bad preset before the bad sizes
     slurm = {k: v for k, v in dict(partition=partition, account=account, gpus_per_node=gpus_per_job or None, timeout_min=timeout_min).items() if v}
