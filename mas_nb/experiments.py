@@ -134,14 +134,16 @@ def unit(f):
     return f
 
 def train_job(task: str, arch: str, seed: int) -> dict:
-    "Job: the cached model for (task, arch, seed), trained once if missing; its cache file and that file's digest."
+    "Job: the cached model for (task, arch, seed), trained once if missing; its cache file's name and digest."
     cached_model(task, arch, seed, progress=False)
     path = cache_path(task, arch, seed)
-    return dict(path=str(path), digest=digest(path))
+    return dict(file=path.name, digest=digest(path))
 
 def model_unchanged(args: dict, value: dict) -> bool:
-    "Whether a `train_job`'s cache file is still the one it recorded (a retrained model makes the jobs that used it run again)."
-    return Path(value['path']).is_file() and digest(Path(value['path'])) == value['digest']
+    """Whether the model cache holds the file a `train_job` recorded (any checkout's cache: the digest, not the path,
+    says it is the same model); a retrained or missing model makes its job and the jobs that used it run again."""
+    path = cache_path(**args)
+    return path.is_file() and digest(path) == value['digest']
 
 def unit_job(unit: str, params: list, preset: dict) -> list:
     "Job: the records of one unit of an experiment (`UNITS[unit]` at the preset `preset`, a `Preset` as a dict)."

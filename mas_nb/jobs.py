@@ -13,8 +13,8 @@ from tqdm.auto import tqdm
 from .files import atomic_write, write_json
 
 # %% auto #0
-__all__ = ['RESULT', 'ERROR', 'LOG', 'EXECUTORS', 'Job', 'resolve', 'scratch', 'digest', 'execute', 'job_state', 'read_result',
-           'JobsFailed', 'run_jobs', 'status', 'folder_status']
+__all__ = ['RESULT', 'ERROR', 'LOG', 'EXECUTORS', 'Job', 'resolve', 'scratch', 'digest', 'value_digest', 'execute', 'job_state',
+           'read_result', 'JobsFailed', 'run_jobs', 'status', 'folder_status']
 
 # %% ../nbs/06a_jobs.ipynb #0bff9afb
 @dataclass(frozen=True)
@@ -58,8 +58,13 @@ def scratch(name: str) -> Path | None:
     return folder / name
 
 def digest(path: Path) -> str:
-    "SHA-256 (16 hex digits) of a file: what a dependent job records of the results it used."
+    "SHA-256 (16 hex digits) of a file's bytes."
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+def value_digest(path: Path) -> str:
+    "SHA-256 (16 hex digits) of the value in a `result.json`: what a dependent job records of a result it used (not its timing)."
+    value = json.loads(Path(path).read_text())['value']
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
 
 def execute(job: dict, folder) -> dict:
     "Run `job` (a `Job.to_dict()`) in `folder`: log, checkpoints and, at its end, `result.json`; raises what the job raised."
@@ -78,7 +83,7 @@ def execute(job: dict, folder) -> dict:
                 atomic_write(folder / ERROR, lambda f: f.write(traceback.format_exc().encode()))
                 raise
     finally: _current.reset(token)
-    inputs = {n: digest(p) for n, p in job.get('inputs', {}).items()}
+    inputs = {n: value_digest(p) for n, p in job.get('inputs', {}).items()}
     write_json(folder / RESULT, dict(job=job['id'], value=value, seconds=round(time.perf_counter() - start, 2), inputs=inputs))
     for p in handed_out: p.unlink(missing_ok=True)  # checkpoints serve an interrupted job only
     return value
@@ -112,7 +117,7 @@ def job_state(job: Job, out, folders: dict | None = None) -> str:
         except (OSError, json.JSONDecodeError): return 'pending'
         for n, d in saved.get('inputs', {}).items():
             p = Path(out) / (folders or {}).get(n, '') / RESULT
-            if not p.is_file() or digest(p) != d: return 'stale'
+            if not p.is_file() or value_digest(p) != d: return 'stale'
         return 'stale' if job.check and not resolve(job.check)(job.args, saved['value']) else 'done'
     return 'failed' if (folder / ERROR).is_file() else 'pending'
 
