@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mas_nb.study import CLAIMS, check_claims, compare_groups, pair_values
+from mas_nb.study import check_claims, compare_groups, pair_values
 
 
 def records(toxic_shift, seed=0, noise=0.02):
@@ -37,7 +37,6 @@ def test_claims_read_the_numbers():
     nontoxic_apart = [dict(r, token_acc=r['token_acc'] + 0.1 * (r['group'] == 'nontoxic-nontoxic')) for r in records(0.0)]
     assert check_claims(nontoxic_apart)[1]['supported'] is False  # the claim of no difference can fail too
     assert check_claims([r for r in records(0.0) if r['group'] != 'toxic-toxic'])[0]['supported'] is None
-    assert len(CLAIMS) == 2
 
 
 def test_bad_input():
