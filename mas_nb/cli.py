@@ -286,11 +286,14 @@ def reproduce(experiment: str,           # fig2ab, fig2d, fig3a, fig3b, arithmet
     from mas_nb import experiments
     experiments.get_preset(preset)  # name the bad preset before the bad sizes
     slurm = {k: v for k, v in dict(partition=partition, account=account, gpus_per_node=gpus_per_job or None, timeout_min=timeout_min).items() if v}
-    res = experiments.reproduce(experiment, experiments.with_sizes(preset, sizes), out, force=force, executor=executor, workers=workers,
+    p = experiments.with_sizes(preset, sizes)
+    res = experiments.reproduce(experiment, p, out, force=force, executor=executor, workers=workers,
                                 gpus=parse_seeds(gpus) if gpus else None, slurm=slurm)
     for row in res['summary']:
-        keys = '  '.join(f"{v}" for k, v in row.items() if k not in ('mean', 'se', 'n'))
-        _say(f"{keys:<45} {row['mean']:.3f} ± {row['se']:.3f}  (n={row['n']})")
+        keys = '  '.join(f"{v}" for k, v in row.items() if k not in ('mean', 'se', 'n', 'below'))
+        below = f", {row['below']} below threshold" if row.get('below') else ''
+        _say(f"{keys:<45} {row['mean']:.3f} ± {row['se']:.3f}  (n={row['n']}{below})")
+    _say(experiments.caption(p, res['records']))
     _say(f"wrote {Path(out) / experiment}.json and .png ({res['seconds']} s)")
     return res
 

@@ -19,11 +19,12 @@ from .tasks import check_n, check_real
 
 # %% auto #0
 __all__ = ['WIDTH', 'PRESETS', 'UNITS', 'LAYERS', 'SWEEP', 'TASKS_3B', 'B6_CONDITIONS', 'EXPERIMENTS', 'Preset', 'get_preset',
-           'check_preset', 'with_sizes', 'align', 'seed_pairs', 'summarise', 'unit', 'train_job', 'model_unchanged',
-           'unit_job', 'experiment_jobs', 'run_experiment', 'new_figure', 'bars', 'fig2ab_units', 'fig2ab',
-           'plot_fig2ab', 'fig2d_units', 'fig2d', 'plot_fig2d', 'fig3a_units', 'fig3a', 'plot_fig3a', 'fig3b_units',
-           'fig3b', 'plot_fig3b', 'arithmetic_b6_units', 'arithmetic_b6', 'plot_arithmetic_b6', 'mas_n_models_units',
-           'mas_n_models', 'iia_matrix', 'plot_mas_n_models', 'reproduce', 'load_result', 'plot_result']
+           'check_preset', 'with_sizes', 'align', 'seed_pairs', 'fitted', 'below_threshold', 'summarise', 'unit',
+           'train_job', 'model_unchanged', 'unit_job', 'experiment_jobs', 'run_experiment', 'new_figure', 'bars',
+           'fig2ab_units', 'fig2ab', 'plot_fig2ab', 'fig2d_units', 'fig2d', 'plot_fig2d', 'fig3a_units', 'fig3a',
+           'plot_fig3a', 'fig3b_units', 'fig3b', 'plot_fig3b', 'arithmetic_b6_units', 'arithmetic_b6',
+           'plot_arithmetic_b6', 'mas_n_models_units', 'mas_n_models', 'iia_matrix', 'plot_mas_n_models', 'caption',
+           'reproduce', 'load_result', 'plot_result']
 
 # %% ../nbs/06_experiments.ipynb #05bbcbb7
 @dataclass(frozen=True)
@@ -46,11 +47,12 @@ class Preset:
     n_resamples: int        #   and resamples averaged
     threshold: float = 0.99
     batch_size: int = 128
+    patience: int | None = None  # validations without a better worst IIA before a run stops at its plateau (None: never)
 
 WIDTH = 128  # the latent width of every model the experiments train (`cached_model`'s default, the paper's)
 
 PRESETS = {
-    'small': Preset('small', 256, 128, 128, 30, 10, (0, 1), (0,), (0,), (4, 32), (0.5,), 1, 5, 200, 2),
+    'small': Preset('small', 1000, 256, 500, 600, 25, (0, 1), (0,), (0,), (4, 16), (0.5,), 1, 5, 200, 2, patience=6),
     'medium': Preset('medium', 2000, 500, 1000, 200, 25, (0, 1, 2), (0, 1), (0,), (1, 4, 16, 64), (0.5,), 2, 15, 1000, 10),
     'paper': Preset('paper', 10_000, 1_000, 1_000, 2_000, 50, (0, 1, 2), (0, 1), (0,), (1, 2, 4, 8, 16, 32, 64, 128),
                     (0.5, 0.89, 0.94), 0, 15, 1000, 10),
@@ -85,6 +87,7 @@ def check_preset(p: Preset) -> Preset:
         if not isinstance(getattr(p, f), tuple) or not getattr(p, f): raise ValueError(f"{f} must be a non-empty tuple, got {getattr(p, f)!r}")
         ok[f] = tuple(check(x) for x in getattr(p, f))
     ok['threshold'] = check_real(p.threshold, 'threshold', 0, 1, open_low=True)
+    if p.patience is not None: ok['patience'] = check_n(p.patience, 'patience')
     rows = protocol_rows('multiobject', ok['n_per_quantity'])   # what the similarity protocol of fig2ab samples from
     if ok['n_samples'] > rows: raise ValueError(f"n_samples={ok['n_samples']} exceeds the {rows} latent rows n_per_quantity={ok['n_per_quantity']} gives")
     return replace(p, **ok)
@@ -111,7 +114,7 @@ def align(models, p: Preset, names, **kw):
     (`mas_nb.jobs`) it keeps a checkpoint in the job's folder, so an interrupted job resumes where it stopped."""
     key = hashlib.sha256(repr((list(names), sorted(kw.items()))).encode()).hexdigest()[:12]
     return fit_mas(models, names=names, n_train=p.n_train, n_valid=p.n_valid, n_test=p.n_test, max_steps=p.max_steps,
-                   eval_every=p.eval_every, batch_size=p.batch_size, threshold=p.threshold, seed=0, progress=False,
+                   eval_every=p.eval_every, batch_size=p.batch_size, threshold=p.threshold, patience=p.patience, seed=0, progress=False,
                    checkpoint=scratch(f"mas-{key}.pt"), **kw)
 
 def seed_pairs(p: Preset, pairs) -> list:
@@ -119,11 +122,20 @@ def seed_pairs(p: Preset, pairs) -> list:
     pairs = list(pairs)
     return pairs[:p.max_pairs] if p.max_pairs else pairs
 
+def fitted(res) -> dict:
+    "What a record keeps of how its run ended: `stopped` ('threshold', 'plateau' or 'max_steps') and the steps trained."
+    return dict(stopped=res.stopped, steps=res.history[-1]['step'] if res.history else 0)
+
+def below_threshold(r: dict) -> bool:
+    "Whether record `r` comes from a run that ended without reaching its threshold (similarity records never do)."
+    return r.get('stopped') not in (None, 'threshold')
+
 def summarise(records: list, by: tuple) -> list:
-    "Mean ± SE of `value` per group of the `by` keys, in first-seen order."
+    "Mean ± SE of `value` per group of the `by` keys, in first-seen order; `below`: how many came from runs below threshold."
     groups = {}
-    for r in records: groups.setdefault(tuple(r[b] for b in by), []).append(r['value'])
-    return [dict(zip(by, key), mean=m, se=se, n=len(v)) for key, v in groups.items() for m, se in [mean_se(v)]]
+    for r in records: groups.setdefault(tuple(r[b] for b in by), []).append(r)
+    return [dict(zip(by, key), mean=m, se=se, n=len(rs), below=sum(map(below_threshold, rs)))
+            for key, rs in groups.items() for m, se in [mean_se([r['value'] for r in rs])]]
 
 # %% ../nbs/06_experiments.ipynb #f8c58185
 UNITS = {}  # name -> function of the units experiments are made of (one MAS or similarity run each)
@@ -161,7 +173,8 @@ def experiment_jobs(experiment, p: Preset, **kw) -> tuple[list, list]:
     train = {tuple(m): Job('mas_nb.experiments:train_job', dict(task=m[0], arch=m[1], seed=m[2]), name=f"train-{m[0]}-{m[1]}-{m[2]}",
                            check='mas_nb.experiments:model_unchanged') for _, _, ms in units for m in ms}
     flat = lambda x: [str(v) for v in (x if isinstance(x, list) else [x])]
-    runs = [Job('mas_nb.experiments:unit_job', dict(unit=fn, params=params, preset=asdict(p)), tuple(dict.fromkeys(train[tuple(m)].id for m in ms)),
+    preset = {k: v for k, v in asdict(p).items() if v is not None}  # a field added since, left None, keeps the jobs' ids
+    runs = [Job('mas_nb.experiments:unit_job', dict(unit=fn, params=params, preset=preset), tuple(dict.fromkeys(train[tuple(m)].id for m in ms)),
                 name=f"{name}-{fn.strip('_')}-" + '-'.join(v for x in params for v in flat(x))) for fn, params, ms in units]
     return list(train.values()) + runs, runs
 
@@ -230,7 +243,7 @@ def _pair_layer(p, comparison, a, b, layer):
     sim = similarity_protocol(ma, mb, 'multiobject', sites[0], site_b=sites[1], n_per_quantity=p.n_per_quantity,
                               n_samples=p.n_samples, n_resamples=p.n_resamples, seed=0)
     base = dict(comparison=comparison, layer=layer, pair=f"{na}-{nb}")
-    return [dict(base, measure='MAS IIA', value=res.worst_iia)] + [
+    return [dict(base, measure='MAS IIA', value=res.worst_iia, **fitted(res))] + [
         dict(base, measure=m.upper(), value=sim.scores[m]['mean']) for m in ('rsa', 'cka')]
 
 def fig2ab_units(p, comparisons=('gru-gru', 'gru-transformer')) -> list:
@@ -260,7 +273,7 @@ def _sweep_run(p, method, seeds, size):
     kw = dict(SWEEP[method], **({'rank': size} if method == 'Stitch' else {'k': size}))
     res = align([_model('gru', s) for s in seeds], p, names, **kw)
     value = res.iia[res.trained[0]] if method == 'Stitch' else res.worst_iia  # stitching: its trained direction
-    return [dict(method=method, size=size, unit='-'.join(names), value=value)]
+    return [dict(method=method, size=size, unit='-'.join(names), value=value, **fitted(res))]
 
 def fig2d_units(p) -> list:
     "The units of Fig. 2d: one per method, GRU (DAS) or seed pair, and size."
@@ -293,7 +306,7 @@ def _inaccessible_pair(p, a, b):
                          key=lambda r: max(h['valid_iia'][directions['No Access']] for h in r.history)),
             'Stitch': align([ga, gb], p, [na, nb], method='stitch', inaccessible=0),
             'Latent Stitch': align([ga, gb], p, [na, nb], method='latent_stitch', inaccessible=0)}
-    return [dict(method=m, direction=d, pair=f"{na}-{nb}", value=res.iia[name])
+    return [dict(method=m, direction=d, pair=f"{na}-{nb}", value=res.iia[name], **fitted(res))
             for m, res in runs.items() for d, name in directions.items()]
 
 def fig3a_units(p) -> list:
@@ -326,10 +339,11 @@ def _transfer(p, task, x, var, values=None, roles=('MO', 'partner')) -> list:
     if isinstance(x, tuple):
         names = [f"multiobject{x[0]}", f"{task}{x[1]}"]
         res = align([_model('gru', x[0]), _model('gru', x[1], task)], p, names, variable=('count', var), values=[None, values])
-        return [dict(method='MAS', unit='-'.join(names), direction=f"{roles[s]} → {roles[t]}", value=res.iia[f"{names[s]}->{names[t]}"])
+        return [dict(method='MAS', unit='-'.join(names), direction=f"{roles[s]} → {roles[t]}", value=res.iia[f"{names[s]}->{names[t]}"],
+                     **fitted(res))
                 for s in (0, 1) for t in (0, 1)]
     res = align([_model('gru', x, task)], p, [f"{task}{x}"], variable=var, method='das')
-    return [dict(method='DAS', unit=f"{task}{x}", direction=f"{roles[1]} → {roles[1]}", value=res.worst_iia)]
+    return [dict(method='DAS', unit=f"{task}{x}", direction=f"{roles[1]} → {roles[1]}", value=res.worst_iia, **fitted(res))]
 
 def _models_of(task, x) -> list:
     "The (task, arch, seed) of the GRUs a `_transfer` unit uses: the Multi-Object and `task` GRU of a pair, or one `task` GRU."
@@ -404,7 +418,7 @@ def _n_models_unit(p, idx) -> list:
     names = [f"{a}{s}" for a, s in specs]
     res = align([_model(a, s) for a, s in specs], p, names)
     run = 'joint' if len(idx) > 2 else 'pairwise'
-    return [dict(run=run, src=s, trg=t, pair='+'.join(names), value=v) for (s, t), v in ((d.split('->'), v) for d, v in res.iia.items())]
+    return [dict(run=run, src=s, trg=t, pair='+'.join(names), value=v, **fitted(res)) for (s, t), v in ((d.split('->'), v) for d, v in res.iia.items())]
 
 def mas_n_models_units(p) -> list:
     "The units of the N-model comparison: the joint run over every model, then each pair."
@@ -459,6 +473,13 @@ def _output_folder(out, names, force: bool) -> Path:
         raise ValueError(f"out={out} holds {tracked}, tracked by git (the committed results): pass force=True to overwrite them, or another out")
     return out
 
+def caption(p: Preset, records) -> str:
+    "What a figure's numbers rest on: the preset, its sizes, and how many fitted records ended below threshold."
+    fitted_ = [r for r in records if 'stopped' in r]
+    below = sum(map(below_threshold, fitted_))
+    return (f"preset {p.name}: {p.n_train} training / {p.n_test} test interventions, at most {p.max_steps} steps; "
+            f"{below} of {len(fitted_)} fitted records from runs that ended below threshold {p.threshold}")
+
 def reproduce(name: str,           # one of `EXPERIMENTS`
               preset='small',      # a `Preset` or its name: 'small', 'medium' or 'paper'
               out='results',       # folder for NAME.json and NAME.png (created if missing); its jobs go to out/jobs/NAME
@@ -479,7 +500,9 @@ def reproduce(name: str,           # one of `EXPERIMENTS`
     result = dict(experiment=name, preset=asdict(p), seconds=round(time.perf_counter() - start, 1),
                   summary=summarise(records, by), records=records)
     write_json(out / f"{name}.json", result)
-    atomic_write(out / f"{name}.png", lambda f: plot(records).savefig(f, format='png', dpi=120))
+    fig = plot(records)
+    fig.suptitle(caption(p, records), fontsize=9)
+    atomic_write(out / f"{name}.png", lambda f: fig.savefig(f, format='png', dpi=120))
     return result
 
 def load_result(name: str, folder='results') -> dict:

@@ -232,6 +232,7 @@ class MASResult:
     cl_missing: int      # interventions left out of the CL loss (no matching recorded latent)
     seconds: float
     config: dict
+    stopped: str = 'max_steps'  # why training ended: 'threshold' reached, a 'plateau' (`patience`), or 'max_steps'
     alignments: nn.ModuleList = field(default=None, repr=False, compare=False)
     spec: RunSpec | None = field(default=None, repr=False, compare=False)  # the checked settings, with the task objects
     fingerprints: list | None = field(default=None, repr=False, compare=False)  # what each model was (`mas_nb.results.fingerprint`)
@@ -308,6 +309,7 @@ class RunSpec:
     max_steps: int
     eval_every: int
     threshold: float | None
+    patience: int | None
     select: str
     seed: int
     interventions: dict | str | None  # what custom intervention data was used (its `config`, or its name)
@@ -367,6 +369,7 @@ def _check_numbers(s: dict):
         s[key] = check_n(s[key], key)
     s['seed'], s['lr'] = check_n(s['seed'], 'seed', 0), check_real(s['lr'], 'lr', 0)
     if s['threshold'] is not None: s['threshold'] = check_real(s['threshold'], 'threshold', 0, 1, open_low=True)
+    if s['patience'] is not None: s['patience'] = check_n(s['patience'], 'patience')
     for key in ('stepwise', 'scale', 'recompute_layers'):
         if not isinstance(s[key], bool): raise ValueError(f"{key} must be True or False, got {s[key]!r}")
     if s['select'] not in ('all', 'trained'): raise ValueError(f"select must be 'all' or 'trained', got {s['select']!r}")
@@ -671,6 +674,7 @@ def fit_mas(models,                    # frozen models with the site interface (
             max_steps: int = 2_000,    # training steps at most
             eval_every: int = 50,      # steps between validations (the best validation state is kept)
             threshold: float | None = None,  # stop once the worst selected direction's validation IIA reaches this
+            patience: int | None = None,  # stop after this many validations without a better worst IIA (a plateau)
             select: str = 'all',       # directions whose worst validation IIA picks the best state: 'all' or 'trained'
             seed: int = 0,             # seeds the interventions, the alignments' initialisation and the batches
             names=None,                # one name per model for direction labels; default 0, 1, ...
@@ -720,15 +724,21 @@ def _frozen(models):
             m.train(training)
             for p, g in zip(m.parameters(), grads): p.requires_grad_(g)
 
+def _stop(spec: RunSpec, worst: float, since_best: int) -> str:
+    "Why training stops after a validation: its 'threshold' reached, a 'plateau' of `patience` validations, or '' (go on)."
+    if spec.threshold is not None and worst >= spec.threshold: return 'threshold'
+    if spec.patience is not None and since_best >= spec.patience * spec.eval_every: return 'plateau'
+    return ''
+
 def _train(models, spec: RunSpec, dirs, alignments, checkpoint, progress, start) -> MASResult:
     procs = Processes()
     if spec.batch_size % procs.world: raise ValueError(f"batch_size={spec.batch_size} must be divisible by the {procs.world} processes")
     opt = torch.optim.Adam(alignments.parameters(), lr=spec.lr)
     scored = [d for d in dirs if _behaves(models[d.trg])]  # directions into recordings have no IIA
     picked = [d for d in scored if spec.select == 'all' or d.behaviour or d.cl] or scored
-    state = dict(step=0, history=[], best=-1.0, best_step=0, best_state=copy.deepcopy(alignments.state_dict()), stopped=False)
+    state = dict(step=0, history=[], best=-1.0, best_step=0, best_state=copy.deepcopy(alignments.state_dict()), stopped='')
     if checkpoint is not None and Path(checkpoint).exists(): state = _resume(checkpoint, spec, alignments, opt)
-    end = state['step'] if state['stopped'] else spec.max_steps  # a run stopped at its threshold has ended
+    end = state['step'] if state['stopped'] else spec.max_steps  # a run stopped at its threshold or a plateau has ended
     bar = tqdm(range(state['step'], end), desc=f"{spec.method.name} {'/'.join(spec.names)}", disable=not progress or not procs.main, leave=False)
     for step in bar:
         loss = train_step(models, spec, dirs, opt, step, procs)
@@ -739,7 +749,7 @@ def _train(models, spec: RunSpec, dirs, alignments, checkpoint, progress, start)
         if worst > state['best']: state.update(best=worst, best_step=step + 1, best_state=copy.deepcopy(alignments.state_dict()))
         state['step'] = step + 1
         bar.set_postfix(loss=f"{loss.item():.3f}", worst=f"{worst:.3f}")
-        state['stopped'] = spec.threshold is not None and worst >= spec.threshold
+        state['stopped'] = _stop(spec, worst, step + 1 - state['best_step'])
         if checkpoint is not None and procs.main: _save_checkpoint(checkpoint, spec, alignments, opt, state)  # one writer
         if state['stopped']: break
     bar.close()
@@ -752,7 +762,7 @@ def _result(models, spec: RunSpec, dirs, alignments, state, seconds, procs=None)
     test = {d.name: evaluate_direction(models, spec, d, 'test', procs) for d in dirs if _behaves(models[d.trg])}
     return MASResult(method=spec.method.name, variable=tuple(spec.variable), sites=spec.sites, k=spec.k,
                      iia={n: v[0] for n, v in test.items()}, token_acc={n: v[1] for n, v in test.items()},
-                     trained=[d.name for d in dirs if d.behaviour or d.cl], best_step=state['best_step'], history=state['history'],
+                     trained=[d.name for d in dirs if d.behaviour or d.cl], best_step=state['best_step'], history=state['history'], stopped=state['stopped'] or 'max_steps',
                      cl_missing=sum(int(torch.isnan(d.splits['train'].h_cl).any(-1).sum()) for d in dirs if d.cl),
                      seconds=seconds, config=spec.to_dict(), alignments=alignments, spec=spec,
                      fingerprints=[fingerprint(m, s) for m, s in zip(models, spec.sites)])
@@ -775,7 +785,8 @@ def _resume(path, spec: RunSpec, alignments, opt) -> dict:
     if diff: raise ValueError(f"checkpoint: {path} was written by a different run (settings differ: {diff}); delete it or pass another path")
     if ck['step'] > spec.max_steps: raise ValueError(f"checkpoint: {path} is at step {ck['step']}, past max_steps={spec.max_steps}")
     alignments.load_state_dict(ck['alignments']); opt.load_state_dict(ck['optimizer'])
-    return {k: ck[k] for k in keys[3:]} | dict(stopped=bool(ck.get('stopped', False)))
+    stopped = ck.get('stopped') or ''
+    return {k: ck[k] for k in keys[3:]} | dict(stopped='threshold' if stopped is True else stopped)  # True: written before plateaus
 
 # %% ../nbs/04_mas.ipynb #213c9511
 def evaluate_iia(models, result: MASResult, n: int = 1_000, seed: int = 1, interventions: Callable | None = None,

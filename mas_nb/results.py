@@ -5,7 +5,7 @@
 # %% ../nbs/04b_fitted_results.ipynb #9c271db2
 from __future__ import annotations
 import hashlib, json, warnings
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 import numpy as np
 import torch
@@ -130,7 +130,8 @@ def load_result(folder, models=None, strict: bool = True) -> MASResult:
     d, fps = meta['result'], meta['fingerprints']
     try:
         spec = RunSpec.from_dict(d['config'])
-        kept = {f.name: d[f.name] for f in fields(MASResult) if f.name not in ('alignments', 'spec', 'fingerprints')}
+        kept = {f.name: d[f.name] if f.default is MISSING else d.get(f.name, f.default)  # a field added later takes its default
+                for f in fields(MASResult) if f.name not in ('alignments', 'spec', 'fingerprints')}
     except (KeyError, TypeError, ValueError) as e: raise ValueError(f"{folder / RESULT_FILES[0]} does not describe a run ({type(e).__name__}: {e})") from None
     if not isinstance(fps, list) or len(fps) != len(spec.sites) or not all(isinstance(f, dict) and 'width' in f for f in fps):
         raise ValueError(f"{folder / RESULT_FILES[0]}: 'fingerprints' must hold one entry per model ({len(spec.sites)})")

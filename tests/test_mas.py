@@ -135,6 +135,7 @@ def test_result_serialises_and_reevaluates(grus, tmp_path):
     (dict(threshold=float('nan')), r"threshold must be a finite number in \(0, 1\]"),
     (dict(method='unimas', inaccessible=2), r"inaccessible must be an integer in 0\.\.1, got 2"),
     (dict(select='best'), "select must be 'all' or 'trained'"),
+    (dict(patience=0), "patience must be a positive integer"),
 ])
 def test_bad_input(grus, kwargs, message):
     args = dict(tasks='multiobject', variable='full', sites='hidden', k=8, max_steps=1, **FAST)
@@ -179,9 +180,22 @@ def test_a_finished_run_returns_the_same_result_when_called_again(grus, tmp_path
     "The checkpoint records that the run ended (here at the threshold): calling again does not train on."
     kw = dict(variable='full', sites='hidden', k=8, max_steps=40, threshold=0.05, checkpoint=tmp_path / 'run.pt', **FAST)
     first = fit_mas(grus, 'multiobject', **kw)
-    assert first.history[-1]['step'] < 40   # it stopped at the threshold
+    assert first.history[-1]['step'] < 40 and first.stopped == 'threshold'
     again = fit_mas(grus, 'multiobject', **kw)
     assert again.history == first.history and again.iia == first.iia and again.best_step == first.best_step
+
+
+def test_a_plateau_stops_the_run_and_a_rerun_returns_the_same_result(grus, tmp_path):
+    "With `patience=2` training stops two validations after the last better worst IIA, and the checkpoint knows it ended."
+    kw = dict(variable='full', sites='hidden', k=8, max_steps=200, patience=2, checkpoint=tmp_path / 'run.pt', **{**FAST, 'eval_every': 2})
+    first = fit_mas(grus, 'multiobject', **kw)
+    worst = [min(h['valid_iia'].values()) for h in first.history]
+    last_better = max(i for i, w in enumerate(worst) if w > max(worst[:i], default=-1))
+    assert first.stopped == 'plateau' and len(worst) == last_better + 3 and first.history[-1]['step'] < 200
+    assert first.best_step == first.history[last_better]['step']
+    again = fit_mas(grus, 'multiobject', **kw)
+    assert (again.history, again.iia, again.stopped) == (first.history, first.iia, 'plateau')
+    assert fit_mas(grus, 'multiobject', **{**kw, 'max_steps': 4, 'checkpoint': None}).stopped == 'max_steps'
 
 
 def test_values_restrict_only_the_directions_of_the_models_that_ask(grus):
