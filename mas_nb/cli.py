@@ -270,7 +270,7 @@ def demo(out: str = 'demo_out',  # folder for results.json and figure.png
 
 # %% ../nbs/08_cli.ipynb #284d95fb
 def reproduce(experiment: str,           # fig2ab, fig2d, fig3a, fig3b, arithmetic_b6 or mas_n_models
-              preset: str = 'small',     # small (minutes), medium (the committed results/) or paper (the paper's sizes)
+              preset: str = 'small',     # small (minutes, runs converge or say they did not), medium (the committed results/) or paper (the paper's sizes)
               out: str = 'results',      # folder for EXPERIMENT.json and EXPERIMENT.png
               sizes: str = None,         # change preset fields, e.g. "max_steps=100 seeds=0,1,2"
               force: bool = False,       # overwrite result files that git tracks in --out (the committed results/)

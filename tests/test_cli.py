@@ -78,6 +78,9 @@ def test_reproduce_writes_records_summary_and_figure(tmp_path):
     assert {rec['method']: rec['unit'] for rec in res['records']} == {'DAS': 'gru0', 'MAS': 'gru0-gru1', 'Stitch': 'gru0-gru1'}
     assert all(rec['size'] == 8 and 0 <= rec['value'] <= 1 for rec in res['records'])
     assert {(s['method'], s['mean']) for s in res['summary']} == {(rec['method'], rec['value']) for rec in res['records']}
+    assert all(rec['stopped'] == 'max_steps' and rec['steps'] == 4 for rec in res['records'])  # 4 steps reach no threshold
+    assert all(s['below'] == 1 for s in res['summary']) and '(n=1, 1 below threshold)' in r.stdout
+    assert 'preset small: 64 training / 64 test interventions, at most 4 steps; 3 of 3 fitted records' in r.stdout
     assert (tmp_path / 'fig2d.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     assert sorted(p.name for p in tmp_path.iterdir()) == ['fig2d.json', 'fig2d.png', 'jobs']  # no temporary files left, and its jobs
     assert 'wrote' in r.stdout and 'Stitch' in r.stdout
