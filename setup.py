@@ -16,6 +16,7 @@ setup(
     author=cfg['author'], author_email=cfg['author_email'], url=cfg['git_url'], **licence,
     keywords=cfg['keywords'].split(), python_requires=f">={cfg['min_python']}",
     packages=find_packages(include=[cfg['lib_name'], f"{cfg['lib_name']}.*"]),
+    package_data={cfg['lib_name']: ['studies/*.toml']},  # the study presets `mas-nb study paper|tiny` reads
     install_requires=reqs('requirements'),
     extras_require={k.removesuffix('_requirements'): reqs(k) for k in cfg if k.endswith('_requirements')},  # dev, llm, slurm, ...
     entry_points={'console_scripts': reqs('console_scripts'), 'nbdev': [f"{cfg['lib_name']}={cfg['lib_name']}._modidx:d"]},

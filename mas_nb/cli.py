@@ -12,7 +12,7 @@ from fastcore.docments import docments
 # %% auto #0
 __all__ = ['COMMANDS', 'out_folder', 'result_folder', 'checkpoint_file', 'load_or_train', 'examples', 'parse_seeds', 'train',
            'parse_models', 'align', 'similarity', 'saved_models', 'evaluate', 'apply', 'demo_reading', 'demo_figure',
-           'demo', 'reproduce', 'jobs', 'flag', 'canonical_flags', 'command_parser', 'overview', 'main']
+           'demo', 'reproduce', 'jobs', 'study', 'flag', 'canonical_flags', 'command_parser', 'overview', 'main']
 
 # %% ../nbs/08_cli.ipynb #5e1b7a20
 def _say(*args):
@@ -269,6 +269,10 @@ def demo(out: str = 'demo_out',  # folder for results.json and figure.png
     return results
 
 # %% ../nbs/08_cli.ipynb #284d95fb
+def _slurm(partition, account, gpus_per_job, timeout_min) -> dict:
+    "submitit's SLURM options from the command line's (those given)."
+    return {k: v for k, v in dict(partition=partition, account=account, gpus_per_node=gpus_per_job or None, timeout_min=timeout_min).items() if v}
+
 def reproduce(experiment: str,           # fig2ab, fig2d, fig3a, fig3b, arithmetic_b6 or mas_n_models
               preset: str = 'small',     # small (minutes, runs converge or say they did not), medium (the committed results/) or paper (the paper's sizes)
               out: str = 'results',      # folder for EXPERIMENT.json and EXPERIMENT.png
@@ -285,10 +289,9 @@ def reproduce(experiment: str,           # fig2ab, fig2d, fig3a, fig3b, arithmet
     It runs as jobs in OUT/jobs/EXPERIMENT: a rerun skips the finished ones and resumes an interrupted one."""
     from mas_nb import experiments
     experiments.get_preset(preset)  # name the bad preset before the bad sizes
-    slurm = {k: v for k, v in dict(partition=partition, account=account, gpus_per_node=gpus_per_job or None, timeout_min=timeout_min).items() if v}
     p = experiments.with_sizes(preset, sizes)
     res = experiments.reproduce(experiment, p, out, force=force, executor=executor, workers=workers,
-                                gpus=parse_seeds(gpus) if gpus else None, slurm=slurm)
+                                gpus=parse_seeds(gpus) if gpus else None, slurm=_slurm(partition, account, gpus_per_job, timeout_min))
     for row in res['summary']:
         keys = '  '.join(f"{v}" for k, v in row.items() if k not in ('mean', 'se', 'n', 'below'))
         below = f", {row['below']} below threshold" if row.get('below') else ''
@@ -307,8 +310,32 @@ def jobs(folder: str):  # a folder of jobs, e.g. results/jobs (reproduce writes 
     _say(', '.join(f"{n} {s}" for s, n in sorted(Counter(r['state'] for r in rows).items())))
     return rows
 
+def study(config: str,               # a study preset (paper, tiny) or a TOML file of settings
+          out: str = 'study',        # folder for the study's jobs, report.json and report.png
+          plan_only: bool = False,   # print the plan (jobs, memory and time per stage) and stop
+          gpu_memory: float = 80,    # GB of one GPU, for the plan
+          tflops: float = 200,       # effective TFLOP/s of one GPU, for the plan's times
+          executor: str = 'inprocess',  # where the jobs run: inprocess, local (worker processes), slurm, submitit-local
+          workers: int = 2,          # local worker processes
+          gpus: str = None,          # local: one worker per GPU, e.g. 0,1,2,3
+          partition: str = None,     # slurm: the partition
+          account: str = None,       # slurm: the account
+          gpus_per_job: int = 0,     # slurm: GPUs per job
+          timeout_min: int = 240):   # slurm: time limit of a job, minutes
+    """Run the toxicity study: fine-tune, generate, stepwise MAS on every model pair, then the report with the claims'
+    permutation tests. It runs as jobs in OUT/jobs: a rerun skips what is done and resumes an interrupted pair."""
+    from mas_nb import study as st
+    ids = parse_seeds(gpus) if gpus else None
+    _say(st.plan(config, gpus=len(ids) if ids else 1, gpu_memory=gpu_memory, tflops=tflops))
+    if plan_only: return None
+    report = st.run_study(config, out, executor, workers, ids, _slurm(partition, account, gpus_per_job, timeout_min), show_plan=False)
+    _say(report['table'])
+    for c in report['claims']: _say(c['sentence'])
+    _say(f"wrote {Path(out) / 'report.json'} and report.png")
+    return report
+
 COMMANDS = {'demo': demo, 'train': train, 'align': align, 'evaluate': evaluate, 'apply': apply, 'similarity': similarity,
-            'reproduce': reproduce, 'jobs': jobs, 'examples': examples}
+            'reproduce': reproduce, 'jobs': jobs, 'study': study, 'examples': examples}
 
 def flag(name: str) -> str:
     "The command-line spelling of parameter `name`: `max_steps` -> `--max-steps`."

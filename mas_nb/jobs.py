@@ -13,8 +13,8 @@ from tqdm.auto import tqdm
 from .files import atomic_write, write_json
 
 # %% auto #0
-__all__ = ['RESULT', 'ERROR', 'LOG', 'EXECUTORS', 'Job', 'resolve', 'scratch', 'digest', 'value_digest', 'execute', 'job_state',
-           'read_result', 'JobsFailed', 'run_jobs', 'status', 'folder_status']
+__all__ = ['RESULT', 'ERROR', 'LOG', 'EXECUTORS', 'Job', 'resolve', 'job_folder', 'scratch', 'digest', 'value_digest', 'execute',
+           'job_state', 'read_result', 'JobsFailed', 'run_jobs', 'status', 'folder_status']
 
 # %% ../nbs/06a_jobs.ipynb #0bff9afb
 @dataclass(frozen=True)
@@ -48,6 +48,11 @@ def resolve(fn: str):
 # %% ../nbs/06a_jobs.ipynb #f009bb5b
 RESULT, ERROR, LOG = 'result.json', 'error.txt', 'log.txt'
 _current = contextvars.ContextVar('job_folder', default=None)
+
+def job_folder() -> Path | None:
+    "The folder of the job running now, for the files it keeps beside its result (a fine-tuned model), or None outside a job."
+    running = _current.get()
+    return None if running is None else running[0]
 
 def scratch(name: str) -> Path | None:
     "A path named `name` in the folder of the job running now (for its checkpoints; removed once the job is done), or None outside a job."

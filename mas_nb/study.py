@@ -4,12 +4,21 @@
 
 # %% ../nbs/07a_study.ipynb #5e423106
 from __future__ import annotations
+import itertools, math, tempfile
+from pathlib import Path
 import numpy as np
+import torch
 from scipy import stats
-from .llm import StudyResult
+from .files import atomic_folder, atomic_write, write_json, writable_folder
+from .jobs import Job, digest, job_folder, run_jobs, scratch
+from .llm import (SOURCES, Generations, StudyResult, TextData, _need, _summary, finetune, generate, llm_mas, load_lm,
+                        make_prompts, plot_study, split_data, tiny_qwen2, tiny_tokenizer, toxicity_data)
+from .tasks import check_n
 
 # %% auto #0
-__all__ = ['CLAIMS', 'pair_values', 'compare_groups', 'check_claims']
+__all__ = ['CLAIMS', 'STUDY_DEFAULTS', 'PRESET_STUDIES', 'pair_values', 'compare_groups', 'check_claims', 'study_config',
+           'tiny_corpus', 'study_data', 'base_model', 'finetune_job', 'generate_job', 'pair_job', 'study_jobs',
+           'model_shape', 'n_params', 'stage_costs', 'plan', 'run_study']
 
 # %% ../nbs/07a_study.ipynb #3cdedac0
 def pair_values(records, measure: str = 'token_acc') -> dict:
@@ -59,3 +68,248 @@ def check_claims(study, measure: str = 'token_acc', alpha: float = 0.05, n_resam
         caveat = ' (no significant difference: an absence of evidence, not evidence of equality)' if c['asserts'] == 'no difference' and supported else ''
         out.append(dict(c, **r, supported=bool(supported), sentence=f"{c['claim']}: {verdict} at α = {alpha}{caveat}; {numbers}"))
     return out
+
+# %% ../nbs/07a_study.ipynb #f4a20994
+STUDY_DEFAULTS = {   # every setting of a study and its default; a config file overrides some of them
+    'model': dict(base='tiny', dtype='float32', hidden=32, layers=2, heads=2, shape={}),
+    'data': dict(sources=['tiny'], paths={}, n_texts=600, seed=0),
+    'finetune': dict(seeds=[0, 1, 2], lr=5e-4, batch_size=128, max_steps=10_000, max_length=128),
+    'generate': dict(prompt_len=32, new_tokens=64, n_samples=1_000, batch_size=64),
+    'mas': dict(site='embedding', k=0, n_train=10_000, n_valid=1_000, n_test=1_000, batch_size=64, max_steps=1_000,
+                eval_every=50, index_range=[10, 54], lr=1e-3, seed=0),
+}
+PRESET_STUDIES = ('paper', 'tiny')  # configs shipped in mas_nb/studies/
+
+def _typed(value, default, key: str):
+    "`value` checked against the type of its default (ints are floats too; lists and tables keep their kind)."
+    kind = float if isinstance(default, float) else type(default)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool): return float(value)
+    if not isinstance(value, kind) or isinstance(value, bool) != isinstance(default, bool):
+        raise ValueError(f"{key} must be {kind.__name__}, got {value!r}")
+    return value
+
+def study_config(config) -> dict:
+    """The full settings of a study from `config`: a preset's name ('paper', 'tiny'), a TOML file, or a dict of
+    sections; every key is checked (unknown keys, wrong types and missing data files are errors naming them)."""
+    import tomllib
+    name = None
+    if isinstance(config, (str, Path)) and str(config) in PRESET_STUDIES: config, name = Path(__file__).parent / 'studies' / f"{config}.toml", str(config)
+    if isinstance(config, (str, Path)):
+        path = Path(config)
+        if not path.is_file(): raise ValueError(f"config: no study preset or TOML file {str(path)!r} (presets: {', '.join(PRESET_STUDIES)})")
+        try: config, name = tomllib.loads(path.read_text()), name or path.stem
+        except tomllib.TOMLDecodeError as e: raise ValueError(f"config: {path} is not valid TOML: {e}") from None
+    if not isinstance(config, dict): raise TypeError(f"config must be a preset name, a TOML file or a dict, got {type(config).__name__}")
+    config = dict(config)
+    out = {'name': str(config.pop('name', name or 'study'))}
+    for section, given in config.items():
+        if section not in STUDY_DEFAULTS: raise ValueError(f"config: unknown section [{section}]; the sections are {list(STUDY_DEFAULTS)}")
+        if not isinstance(given, dict): raise ValueError(f"config: [{section}] must be a table of settings, got {given!r}")
+        unknown = set(given) - set(STUDY_DEFAULTS[section])
+        if unknown: raise ValueError(f"config: unknown setting(s) {sorted(unknown)} in [{section}]; it takes {list(STUDY_DEFAULTS[section])}")
+    for section, defaults in STUDY_DEFAULTS.items():
+        out[section] = {k: _typed(config.get(section, {}).get(k, v), v, f"{section}.{k}") for k, v in defaults.items()}
+    return _check_study(out)
+
+def _check_study(c: dict) -> dict:
+    "Ranges and files checked before any work."
+    for section, keys in (('finetune', ('batch_size', 'max_steps', 'max_length')), ('generate', ('prompt_len', 'new_tokens', 'n_samples', 'batch_size')),
+                          ('mas', ('n_train', 'n_valid', 'n_test', 'batch_size', 'max_steps', 'eval_every')), ('data', ('n_texts',))):
+        for k in keys: c[section][k] = check_n(c[section][k], f"{section}.{k}")
+    seeds = c['finetune']['seeds']
+    if len(seeds) < 2 or len(set(seeds)) < len(seeds) or not all(isinstance(s, int) and s >= 0 for s in seeds):
+        raise ValueError(f"finetune.seeds must be at least two distinct non-negative integers (one model per seed and class), got {seeds}")
+    lo, hi = c['mas']['index_range']
+    if not 0 <= lo < hi <= c['generate']['new_tokens']:
+        raise ValueError(f"mas.index_range must be [lo, hi] with 0 <= lo < hi <= generate.new_tokens ({c['generate']['new_tokens']}), got {[lo, hi]}")
+    sources = c['data']['sources']
+    if sources != ['tiny']:
+        bad = [s for s in sources if s not in SOURCES]
+        if bad: raise ValueError(f"data.sources: unknown source(s) {bad}; choose 'tiny' alone or some of {list(SOURCES)}")
+        for src, p in c['data']['paths'].items():
+            if src not in sources: raise ValueError(f"data.paths names {src!r}, which is not in data.sources {sources}")
+            if not isinstance(p, str) or not Path(p).exists(): raise ValueError(f"data.paths.{src}: no file or folder {p!r}")
+    if c['model']['dtype'] not in ('float32', 'bfloat16', 'float16'): raise ValueError(f"model.dtype must be float32, bfloat16 or float16, got {c['model']['dtype']!r}")
+    return c
+
+# %% ../nbs/07a_study.ipynb #f25cc4ef
+_TINY_WORDS = dict(   # two registers the fine-tuning can tell apart: shared function words, disjoint content words
+    toxic=dict(adj='stupid dumb ugly pathetic useless worthless awful lousy'.split(), noun='idiot loser fool clown jerk moron creep slob'.split(),
+               verb='hate despise mock ridicule insult loathe scorn curse'.split()),
+    nontoxic=dict(adj='kind bright lovely gentle clever helpful calm lucky'.split(), noun='friend neighbour teacher artist helper guest partner hero'.split(),
+                  verb='thank admire respect welcome help praise trust cheer'.split()))
+
+def tiny_corpus(n: int = 600, seed: int = 0) -> TextData:
+    """`n` short texts, half labelled toxic: sentences of one template grammar whose content words come from the toxic
+    or the nontoxic register, offline and seeded, so that models fine-tuned on either register continue differently."""
+    rng, texts, labels = np.random.default_rng(seed), [], []
+    for i in range(check_n(n, 'n')):
+        kind = ('toxic', 'nontoxic')[i % 2]
+        w = {k: rng.choice(v, 12) for k, v in _TINY_WORDS[kind].items()}
+        sents = [f"you {w['verb'][j]} the {w['adj'][j]} {w['noun'][j]} and the {w['noun'][j + 6]} is {w['adj'][j + 6]} ." for j in range(6)]
+        texts.append(' '.join(sents)); labels.append(int(kind == 'toxic'))
+    return TextData(texts, np.array(labels))
+
+# %% ../nbs/07a_study.ipynb #165833af
+def study_data(config: dict) -> dict:
+    "Balanced, disjoint `{'train', 'test'}` `TextData` of a study: the tiny corpus, or the toxicity datasets from files or the hub."
+    d = config['data']
+    if d['sources'] == ['tiny']:
+        train, test = split_data(tiny_corpus(d['n_texts'], d['seed']), 0.5, d['seed'])
+        return dict(train=train, test=test)
+    return toxicity_data(tuple(d['sources']), d['paths'] or None, d['seed'])
+
+def base_model(config: dict, data: dict | None = None):
+    "(model, tokenizer) every fine-tuning starts from: a random tiny Qwen2 over the corpus's words, or `model.base` loaded."
+    m = config['model']
+    dtype = getattr(torch, m['dtype'])
+    if m['base'] == 'tiny':
+        data = data or study_data(config)
+        tok = tiny_tokenizer(data['train'].texts + data['test'].texts)
+        return tiny_qwen2(tok, m['hidden'], m['layers'], m['heads'], seed=0).to(dtype), tok
+    return load_lm(m['base'], dtype=dtype)
+
+# %% ../nbs/07a_study.ipynb #426cc582
+def _sibling(name: str) -> Path:
+    "The folder of another job of the same study (jobs name each other by folder, so a study folder can move)."
+    return job_folder().parent / name
+
+def finetune_job(config: dict, kind: str, seed: int) -> dict:
+    "Job: the base model fine-tuned on the `kind` ('toxic' or 'nontoxic') training texts with `seed`, saved as `model/` (`save_pretrained`)."
+    data = study_data(config)
+    model, tok = base_model(config, data)
+    f = config['finetune']
+    with tempfile.TemporaryDirectory() as tmp:   # the Trainer's own folder: nothing is kept there (save_strategy 'no')
+        out = finetune(model, tok, data['train'].of_class(kind == 'toxic'), max_length=f['max_length'], lr=f['lr'],
+                       batch_size=f['batch_size'], max_steps=f['max_steps'], seed=seed, output_dir=tmp, progress=False)
+    atomic_folder(job_folder() / 'model', lambda d: (model.save_pretrained(d), tok.save_pretrained(d)))
+    return dict(model='model', kind=kind, seed=seed, loss=round(float(out.training_loss), 6), digest=digest(job_folder() / 'model' / 'config.json'))
+
+def _load_finetuned(folder: Path, config: dict):
+    "(model, tokenizer) a fine-tuning job saved; the tiny word-level tokenizer is read as itself (AutoTokenizer would take Qwen2's)."
+    model, tok = load_lm(str(folder / 'model'), dtype=getattr(torch, config['model']['dtype']))
+    if config['model']['base'] == 'tiny': tok = _need('transformers').PreTrainedTokenizerFast.from_pretrained(str(folder / 'model'))
+    return model, tok
+
+def generate_job(config: dict, finetuned: str, name: str) -> dict:
+    "Job: greedy continuations of the balanced test prompts by the model of the fine-tuning job `finetuned`, saved as `generations.pt`."
+    g, data = config['generate'], study_data(config)
+    model, tok = _load_finetuned(_sibling(finetuned), config)
+    test = data['test'].take(np.arange(min(g['n_samples'], len(data['test']))))
+    prompts, keep = make_prompts(tok, test.texts, g['prompt_len'])
+    gens = generate(model, prompts, g['new_tokens'], g['batch_size'], name=name, labels=test.labels[keep], progress=False)
+    gens.save(job_folder() / 'generations.pt')
+    return dict(generations='generations.pt', n=len(gens), digest=digest(job_folder() / 'generations.pt'))
+
+def pair_job(config: dict, a: dict, b: dict) -> list:
+    """Job: stepwise MAS between two fine-tuned models (`a`, `b`: name, kind and the folders of their fine-tuning and
+    generation jobs), checkpointed while it runs; its result with the alignments saved as `result/`; records per direction."""
+    m = config['mas']
+    models = [_load_finetuned(_sibling(x['finetuned']), config) for x in (a, b)]
+    gens = [Generations.load(_sibling(x['generated']) / 'generations.pt') for x in (a, b)]
+    res = llm_mas(models, gens, m['site'], m['k'] or None, names=[a['name'], b['name']], index_range=tuple(m['index_range']),
+                  batch_size=m['batch_size'], max_steps=m['max_steps'], eval_every=m['eval_every'], n_train=m['n_train'],
+                  n_valid=m['n_valid'], n_test=m['n_test'], lr=m['lr'], seed=m['seed'], checkpoint=scratch('mas.pt'),
+                  progress=False, out=job_folder() / 'result')
+    group = '-'.join(sorted((a['kind'], b['kind']), key=lambda k: k != 'toxic'))
+    return [dict(group=group, pair=f"{a['name']}|{b['name']}", direction=d, token_acc=res.token_acc[d], iia=res.iia[d])
+            for d in (f"{a['name']}->{b['name']}", f"{b['name']}->{a['name']}")]
+
+# %% ../nbs/07a_study.ipynb #5408df4c
+def study_jobs(config: dict) -> dict:
+    "The study's jobs by stage: one fine-tuning and one generation per class and seed, one MAS per model pair."
+    stages, models = dict(finetune=[], generate=[], mas=[]), []
+    for kind in ('toxic', 'nontoxic'):
+        for seed in config['finetune']['seeds']:
+            name = f"{kind}{seed}"
+            ft = Job('mas_nb.study:finetune_job', dict(config=config, kind=kind, seed=seed), name=f"finetune-{name}")
+            gen = Job('mas_nb.study:generate_job', dict(config=config, finetuned=ft.folder_name, name=name), (ft.id,), name=f"generate-{name}")
+            stages['finetune'].append(ft); stages['generate'].append(gen)
+            models.append((dict(name=name, kind=kind, finetuned=ft.folder_name, generated=gen.folder_name), (ft.id, gen.id)))
+    for (a, na), (b, nb) in itertools.combinations(models, 2):
+        stages['mas'].append(Job('mas_nb.study:pair_job', dict(config=config, a=a, b=b), na + nb, name=f"mas-{a['name']}-{b['name']}"))
+    return stages
+
+# %% ../nbs/07a_study.ipynb #dd15360b
+def model_shape(config: dict) -> dict:
+    "The base model's shape for the plan: `model.shape` if given, the tiny model's, or the Hugging Face config of `model.base`."
+    m = config['model']
+    if m['shape']: return dict(m['shape'])
+    if m['base'] == 'tiny':
+        d, h = m['hidden'], m['heads']
+        return dict(hidden=d, layers=m['layers'], heads=h, kv_heads=max(1, h // 2), head_dim=d // h, intermediate=2 * d,
+                    vocab=len(base_model(config)[1]), tied=False)
+    cfg = _need('transformers').AutoConfig.from_pretrained(m['base'])
+    return dict(hidden=cfg.hidden_size, layers=cfg.num_hidden_layers, heads=cfg.num_attention_heads, kv_heads=cfg.num_key_value_heads,
+                head_dim=getattr(cfg, 'head_dim', None) or cfg.hidden_size // cfg.num_attention_heads,
+                intermediate=cfg.intermediate_size, vocab=cfg.vocab_size, tied=bool(cfg.tie_word_embeddings))
+
+def n_params(s: dict) -> int:
+    "Parameters of a Qwen2-style decoder: embeddings and head, attention (with biases on q, k, v), SwiGLU MLP and norms."
+    d, q, kv = s['hidden'], s['heads'] * s['head_dim'], s['kv_heads'] * s['head_dim']
+    layer = d * q + q + 2 * (d * kv + kv) + q * d + 3 * d * s['intermediate'] + 2 * d
+    return s['vocab'] * d * (1 if s['tied'] else 2) + s['layers'] * layer + d
+
+def stage_costs(config: dict, shape: dict | None = None, tflops: float = 200.0, gpus: int = 1) -> list:
+    """Per stage: jobs, peak memory of one job (bytes) and its time (seconds) at `tflops` effective TFLOP/s per GPU,
+    with the jobs spread over `gpus` GPUs. Estimates from formulas (see the notebook), not measurements."""
+    s = shape or model_shape(config)
+    f, g, m = config['finetune'], config['generate'], config['mas']
+    b, N, d, L, I, V = {'float32': 4, 'bfloat16': 2, 'float16': 2}[config['model']['dtype']], n_params(s), s['hidden'], s['layers'], s['intermediate'], s['vocab']
+    kv, S, n = s['kv_heads'] * s['head_dim'], g['prompt_len'] + g['new_tokens'], len(f['seeds'])
+    rate = tflops * 1e12
+    # fine-tuning (AdamW, one GPU a job): weights, gradients, two float32 moments; activations ~ B S L d (34 + 5 h S / d) b/2; float32 logits and their gradient
+    B = f['batch_size']
+    ft_mem = N * (2 * b + 8) + B * f['max_length'] * L * d * (34 + 5 * s['heads'] * f['max_length'] / d) * b / 2 + 2 * B * f['max_length'] * V * 4
+    ft_time = 6 * N * f['max_steps'] * B * f['max_length'] / rate
+    # generation: weights, KV cache, the prefill MLP, the last position's logits
+    G = g['batch_size']
+    gen_mem = N * b + 2 * L * G * S * kv * b + 3 * G * g['prompt_len'] * I * b + G * V * (b + 4)
+    gen_time = 2 * N * g['n_samples'] * S / rate
+    # MAS (two frozen models, four directions, R = 2 x batch rows a target): the target's graph after the site, its hidden
+    # stream, and one chunk of scored-only logits (float32, with gradients)
+    R = 2 * m['batch_size']
+    mas_mem = 2 * N * b + L * R * S * (3 * I * b + 2 * d * 4 + 2 * (d + kv) * b) + 4 * R * S * d * b + min(R * (S - g['prompt_len']), 2**24 // V) * V * 12
+    evals = m['n_valid'] * (m['max_steps'] // m['eval_every']) + m['n_test']
+    mas_time = (6 * N * 4 * m['batch_size'] * S * m['max_steps'] + 2 * N * 4 * evals * S) / rate
+    jobs = dict(finetune=2 * n, generate=2 * n, mas=math.comb(2 * n, 2))
+    return [dict(stage=k, jobs=jobs[k], memory=mem, seconds=t, wall=math.ceil(jobs[k] / gpus) * t)
+            for k, mem, t in (('finetune', ft_mem, ft_time), ('generate', gen_mem, gen_time), ('mas', mas_mem, mas_time))]
+
+def _size(x: float) -> str: return f"{x / 2**30:.1f} GiB" if x >= 2**30 else f"{x / 2**20:.1f} MiB"
+def _count(n: int) -> str: return f"{n / 1e9:.2f} B" if n >= 1e9 else f"{n / 1e6:.2f} M"
+
+def _hours(t): return f"{t / 3600:.1f} h" if t >= 3600 else f"{t / 60:.1f} min" if t >= 60 else f"{t:.0f} s"
+
+def plan(config, gpus: int = 1, gpu_memory: float = 80, tflops: float = 200.0, shape: dict | None = None) -> str:
+    "The study's plan as text: jobs per stage, each job's memory against `gpu_memory` GB, and time on `gpus` GPUs (estimates)."
+    c = study_config(config)
+    s = shape or model_shape(c)
+    rows = stage_costs(c, s, tflops, gpus)
+    lines = [f"study {c['name']}: {c['model']['base']} ({_count(n_params(s))} parameters, {c['model']['dtype']}), "
+             f"{len(c['finetune']['seeds'])} seeds per class, on {gpus} GPU(s) of {gpu_memory:g} GB at {tflops:g} TFLOP/s (estimates)",
+             f"{'stage':10} {'jobs':>5} {'memory/job':>11} {'fits':>5} {'time/job':>9} {'wall':>9}"]
+    lines += [f"{r['stage']:10} {r['jobs']:5d} {_size(r['memory']):>11} {'yes' if r['memory'] <= gpu_memory * 1e9 else 'NO':>5}"
+              f" {_hours(r['seconds']):>9} {_hours(r['wall']):>9}" for r in rows]
+    lines.append(f"total wall time {_hours(sum(r['wall'] for r in rows))}")
+    return '\n'.join(lines)
+
+# %% ../nbs/07a_study.ipynb #009381a6
+def run_study(config,                 # a preset ('paper', 'tiny'), a TOML file or a dict of sections
+              out,                    # folder for the jobs and the report
+              executor: str = 'inprocess', workers: int = 2, gpus=None, slurm: dict | None = None,  # as `mas_nb.jobs.run_jobs`
+              progress: bool = True, show_plan: bool = True) -> dict:
+    """Run the toxicity study as jobs in `out` (fine-tune, generate, MAS on every pair; a rerun skips what is done and
+    resumes an interrupted pair), then write `report.json` and `report.png`: the table, Fig. 2c and the claims' tests."""
+    c = study_config(config)
+    out = writable_folder(out, 'out')
+    stages = study_jobs(c)
+    if show_plan: print(plan(c, gpus=len(gpus) if gpus else 1))
+    values = run_jobs([j for js in stages.values() for j in js], out / 'jobs', executor, workers, gpus, slurm, progress, desc=f"study {c['name']}")
+    records = [r for j in stages['mas'] for r in values[j.id]]
+    study = StudyResult(records, _summary(records), {j.name: str(Path('jobs') / j.folder_name / 'result') for j in stages['mas']})
+    report = dict(config=c, table=study.table(), summary=study.summary, claims=check_claims(study), records=records, results=study.runs)
+    write_json(out / 'report.json', report)
+    fig = plot_study(study).figure
+    atomic_write(out / 'report.png', lambda f: fig.savefig(f, format='png', dpi=120))
+    return report
