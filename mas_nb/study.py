@@ -6,6 +6,7 @@
 from __future__ import annotations
 import itertools, math, tempfile
 from pathlib import Path
+import mas_nb
 import numpy as np
 import torch
 from scipy import stats
@@ -69,16 +70,16 @@ def check_claims(study, measure: str = 'token_acc', alpha: float = 0.05, n_resam
         out.append(dict(c, **r, supported=bool(supported), sentence=f"{c['claim']}: {verdict} at α = {alpha}{caveat}; {numbers}"))
     return out
 
-# %% ../nbs/07a_study.ipynb #f4a20994
+# %% ../nbs/07a_study.ipynb #b01bf0af
 STUDY_DEFAULTS = {   # every setting of a study and its default; a config file overrides some of them
     'model': dict(base='tiny', dtype='float32', hidden=32, layers=2, heads=2, shape={}),
     'data': dict(sources=['tiny'], paths={}, n_texts=600, seed=0),
-    'finetune': dict(seeds=[0, 1, 2], lr=5e-4, batch_size=128, max_steps=10_000, max_length=128),
+    'finetune': dict(seeds=[0, 1, 2], lr=5e-4, batch_size=128, max_steps=10_000, max_length=128, mixed_precision='no'),
     'generate': dict(prompt_len=32, new_tokens=64, n_samples=1_000, batch_size=64),
     'mas': dict(site='embedding', k=0, n_train=10_000, n_valid=1_000, n_test=1_000, batch_size=64, max_steps=1_000,
                 eval_every=50, index_range=[10, 54], lr=1e-3, seed=0),
 }
-PRESET_STUDIES = ('paper', 'tiny')  # configs shipped in mas_nb/studies/
+PRESET_STUDIES = ('paper', 'tiny')  # configs shipped with the package, in mas_nb/studies/
 
 def _typed(value, default, key: str):
     "`value` checked against the type of its default (ints are floats too; lists and tables keep their kind)."
@@ -93,7 +94,7 @@ def study_config(config) -> dict:
     sections; every key is checked (unknown keys, wrong types and missing data files are errors naming them)."""
     import tomllib
     name = None
-    if isinstance(config, (str, Path)) and str(config) in PRESET_STUDIES: config, name = Path(__file__).parent / 'studies' / f"{config}.toml", str(config)
+    if isinstance(config, (str, Path)) and str(config) in PRESET_STUDIES: config, name = Path(mas_nb.__file__).parent / 'studies' / f"{config}.toml", str(config)
     if isinstance(config, (str, Path)):
         path = Path(config)
         if not path.is_file(): raise ValueError(f"config: no study preset or TOML file {str(path)!r} (presets: {', '.join(PRESET_STUDIES)})")
@@ -129,10 +130,11 @@ def _check_study(c: dict) -> dict:
         for src, p in c['data']['paths'].items():
             if src not in sources: raise ValueError(f"data.paths names {src!r}, which is not in data.sources {sources}")
             if not isinstance(p, str) or not Path(p).exists(): raise ValueError(f"data.paths.{src}: no file or folder {p!r}")
+    if c['finetune']['mixed_precision'] not in ('no', 'bf16'): raise ValueError(f"finetune.mixed_precision must be 'no' or 'bf16', got {c['finetune']['mixed_precision']!r}")
     if c['model']['dtype'] not in ('float32', 'bfloat16', 'float16'): raise ValueError(f"model.dtype must be float32, bfloat16 or float16, got {c['model']['dtype']!r}")
     return c
 
-# %% ../nbs/07a_study.ipynb #f25cc4ef
+# %% ../nbs/07a_study.ipynb #b16593e7
 _TINY_WORDS = dict(   # two registers the fine-tuning can tell apart: shared function words, disjoint content words
     toxic=dict(adj='stupid dumb ugly pathetic useless worthless awful lousy'.split(), noun='idiot loser fool clown jerk moron creep slob'.split(),
                verb='hate despise mock ridicule insult loathe scorn curse'.split()),
@@ -150,7 +152,7 @@ def tiny_corpus(n: int = 600, seed: int = 0) -> TextData:
         texts.append(' '.join(sents)); labels.append(int(kind == 'toxic'))
     return TextData(texts, np.array(labels))
 
-# %% ../nbs/07a_study.ipynb #165833af
+# %% ../nbs/07a_study.ipynb #c4d7e7f0
 def study_data(config: dict) -> dict:
     "Balanced, disjoint `{'train', 'test'}` `TextData` of a study: the tiny corpus, or the toxicity datasets from files or the hub."
     d = config['data']
@@ -159,29 +161,29 @@ def study_data(config: dict) -> dict:
         return dict(train=train, test=test)
     return toxicity_data(tuple(d['sources']), d['paths'] or None, d['seed'])
 
-def base_model(config: dict, data: dict | None = None):
-    "(model, tokenizer) every fine-tuning starts from: a random tiny Qwen2 over the corpus's words, or `model.base` loaded."
+def base_model(config: dict, data: dict | None = None, dtype=None):
+    "(model, tokenizer) every fine-tuning starts from: a random tiny Qwen2 over the corpus's words, or `model.base` loaded (in `dtype`, default `model.dtype`)."
     m = config['model']
-    dtype = getattr(torch, m['dtype'])
+    dtype = dtype or getattr(torch, m['dtype'])
     if m['base'] == 'tiny':
         data = data or study_data(config)
         tok = tiny_tokenizer(data['train'].texts + data['test'].texts)
         return tiny_qwen2(tok, m['hidden'], m['layers'], m['heads'], seed=0).to(dtype), tok
     return load_lm(m['base'], dtype=dtype)
 
-# %% ../nbs/07a_study.ipynb #426cc582
+# %% ../nbs/07a_study.ipynb #3140e49e
 def _sibling(name: str) -> Path:
     "The folder of another job of the same study (jobs name each other by folder, so a study folder can move)."
     return job_folder().parent / name
 
 def finetune_job(config: dict, kind: str, seed: int) -> dict:
     "Job: the base model fine-tuned on the `kind` ('toxic' or 'nontoxic') training texts with `seed`, saved as `model/` (`save_pretrained`)."
-    data = study_data(config)
-    model, tok = base_model(config, data)
-    f = config['finetune']
+    data, f = study_data(config), config['finetune']
+    mixed = f['mixed_precision'] == 'bf16'   # float32 weights and optimiser, bf16 compute (the Trainer's autocast)
+    model, tok = base_model(config, data, torch.float32 if mixed else None)
     with tempfile.TemporaryDirectory() as tmp:   # the Trainer's own folder: nothing is kept there (save_strategy 'no')
         out = finetune(model, tok, data['train'].of_class(kind == 'toxic'), max_length=f['max_length'], lr=f['lr'],
-                       batch_size=f['batch_size'], max_steps=f['max_steps'], seed=seed, output_dir=tmp, progress=False)
+                       batch_size=f['batch_size'], max_steps=f['max_steps'], seed=seed, output_dir=tmp, progress=False, bf16=mixed)
     atomic_folder(job_folder() / 'model', lambda d: (model.save_pretrained(d), tok.save_pretrained(d)))
     return dict(model='model', kind=kind, seed=seed, loss=round(float(out.training_loss), 6), digest=digest(job_folder() / 'model' / 'config.json'))
 
@@ -215,7 +217,7 @@ def pair_job(config: dict, a: dict, b: dict) -> list:
     return [dict(group=group, pair=f"{a['name']}|{b['name']}", direction=d, token_acc=res.token_acc[d], iia=res.iia[d])
             for d in (f"{a['name']}->{b['name']}", f"{b['name']}->{a['name']}")]
 
-# %% ../nbs/07a_study.ipynb #5408df4c
+# %% ../nbs/07a_study.ipynb #20f22086
 def study_jobs(config: dict) -> dict:
     "The study's jobs by stage: one fine-tuning and one generation per class and seed, one MAS per model pair."
     stages, models = dict(finetune=[], generate=[], mas=[]), []
@@ -230,7 +232,7 @@ def study_jobs(config: dict) -> dict:
         stages['mas'].append(Job('mas_nb.study:pair_job', dict(config=config, a=a, b=b), na + nb, name=f"mas-{a['name']}-{b['name']}"))
     return stages
 
-# %% ../nbs/07a_study.ipynb #dd15360b
+# %% ../nbs/07a_study.ipynb #33e925cd
 def model_shape(config: dict) -> dict:
     "The base model's shape for the plan: `model.shape` if given, the tiny model's, or the Hugging Face config of `model.base`."
     m = config['model']
@@ -260,7 +262,8 @@ def stage_costs(config: dict, shape: dict | None = None, tflops: float = 200.0, 
     rate = tflops * 1e12
     # fine-tuning (AdamW, one GPU a job): weights, gradients, two float32 moments; activations ~ B S L d (34 + 5 h S / d) b/2; float32 logits and their gradient
     B = f['batch_size']
-    ft_mem = N * (2 * b + 8) + B * f['max_length'] * L * d * (34 + 5 * s['heads'] * f['max_length'] / d) * b / 2 + 2 * B * f['max_length'] * V * 4
+    wb, ab = (4, 2) if f['mixed_precision'] == 'bf16' else (b, b)   # bytes of a weight and of an activation
+    ft_mem = N * (2 * wb + 8) + B * f['max_length'] * L * d * (34 + 5 * s['heads'] * f['max_length'] / d) * ab / 2 + 2 * B * f['max_length'] * V * 4
     ft_time = 6 * N * f['max_steps'] * B * f['max_length'] / rate
     # generation: weights, KV cache, the prefill MLP, the last position's logits
     G = g['batch_size']
@@ -277,7 +280,7 @@ def stage_costs(config: dict, shape: dict | None = None, tflops: float = 200.0, 
             for k, mem, t in (('finetune', ft_mem, ft_time), ('generate', gen_mem, gen_time), ('mas', mas_mem, mas_time))]
 
 def _size(x: float) -> str: return f"{x / 2**30:.1f} GiB" if x >= 2**30 else f"{x / 2**20:.1f} MiB"
-def _count(n: int) -> str: return f"{n / 1e9:.2f} B" if n >= 1e9 else f"{n / 1e6:.2f} M"
+def _count(n: int) -> str: return f"{n / 1e9:.2f} B" if n >= 1e9 else f"{n / 1e6:.2f} M" if n >= 1e6 else f"{n:,}"
 
 def _hours(t): return f"{t / 3600:.1f} h" if t >= 3600 else f"{t / 60:.1f} min" if t >= 60 else f"{t:.0f} s"
 
@@ -294,7 +297,7 @@ def plan(config, gpus: int = 1, gpu_memory: float = 80, tflops: float = 200.0, s
     lines.append(f"total wall time {_hours(sum(r['wall'] for r in rows))}")
     return '\n'.join(lines)
 
-# %% ../nbs/07a_study.ipynb #009381a6
+# %% ../nbs/07a_study.ipynb #0869d265
 def run_study(config,                 # a preset ('paper', 'tiny'), a TOML file or a dict of sections
               out,                    # folder for the jobs and the report
               executor: str = 'inprocess', workers: int = 2, gpus=None, slurm: dict | None = None,  # as `mas_nb.jobs.run_jobs`
@@ -310,6 +313,8 @@ def run_study(config,                 # a preset ('paper', 'tiny'), a TOML file 
     study = StudyResult(records, _summary(records), {j.name: str(Path('jobs') / j.folder_name / 'result') for j in stages['mas']})
     report = dict(config=c, table=study.table(), summary=study.summary, claims=check_claims(study), records=records, results=study.runs)
     write_json(out / 'report.json', report)
-    fig = plot_study(study).figure
+    from matplotlib.figure import Figure   # not pyplot: no figure left open in a notebook or a job
+    fig = Figure(figsize=(4, 3), layout='constrained')
+    plot_study(study, fig.subplots())
     atomic_write(out / 'report.png', lambda f: fig.savefig(f, format='png', dpi=120))
     return report
