@@ -45,11 +45,11 @@ pytest: install models
 
 test: check nbtest pytest
 
-# The notebooks as a static site in _docs/ (open _docs/index.html), rendered as committed: nothing is executed.
-# Math loads MathJax from a CDN; offline, e.g. MATHJAX='file:///usr/share/javascript/mathjax/MathJax.js?config=TeX-AMS_CHTML'.
+# The notebooks as a static site in _docs/ (mkdocs-material + mkdocs-jupyter, search, offline math), rendered as
+# committed: nothing is executed. Serve it with `python -m http.server -d _docs` (search needs http://, not file://).
 docs: install
-	rm -rf _docs
-	$(PY) tools/make_docs.py $(if $(MATHJAX),--mathjax '$(MATHJAX)')
+	@test -f /usr/share/javascript/mathjax/MathJax.js || (command -v apt-get >/dev/null && apt-get install -y -qq libjs-mathjax)
+	$(PY) tools/make_docs.py
 
 # JupyterLab on the notebooks, in this environment and with the model cache above (LAB_ARGS=--no-browser on a server).
 lab: install

@@ -1,60 +1,19 @@
-"""Render index.ipynb and nbs/*.ipynb, as committed, into a static HTML site in _docs/ (`make docs`).
+"""Render index.ipynb and nbs/*.ipynb, as committed, into a static site in _docs/ (`make docs`) with mkdocs-material
+(navigation, search, light and dark themes) and mkdocs-jupyter (notebooks as pages).
 
-Why nbconvert and not Quarto: nbdev_docs needs Quarto, which cannot be installed on our machines. nbconvert is on
-PyPI, comes with JupyterLab (in the dev extra), and its `basic` template already turns a notebook into HTML with
-markdown, math, highlighted code and embedded (base64) figures; all that is left is a page shell with a sidebar.
-
-What nbdev_docs would add, done here: `#| hide` cells are dropped, `#|` directive lines are stripped from shown code,
-`#| echo: false` hides a cell's code, and after every `#| export` cell come the signature and docstring of the public
-functions and classes it defines, rendered by nbdev's own `show_doc` (BasicMarkdownRenderer) unless the notebook
-already calls `show_doc` on them. Backticked names of documented objects link to their entries.
-Nothing is executed: the package is only imported, to read signatures (`make outputs` refreshes outputs)."""
-import argparse, ast, copy, html, importlib, re, sys, time
+Why not nbdev_docs: it needs Quarto, which cannot be installed on our machines. What nbdev_docs would add is done
+here before mkdocs sees the notebooks (`prepare`): `#| hide` cells are dropped, `#|` directive lines are stripped from
+shown code, `#| echo: false` hides a cell's code, and after every `#| export` cell come the signature and docstring
+of the public functions and classes it defines, rendered by nbdev's own `show_doc` (BasicMarkdownRenderer) unless the
+notebook already calls `show_doc` on them. Math is typeset by a local MathJax copied into the site, and the theme
+loads no web fonts: the site works without network access. Nothing is executed (`make outputs` refreshes outputs)."""
+import argparse, ast, copy, importlib, os, re, sys, time
 from pathlib import Path
 
 import nbformat
-from nbconvert import HTMLExporter
-from pygments.formatters import HtmlFormatter
 
 ROOT = Path(__file__).resolve().parent.parent
 LIB = 'mas_nb'
-
-CSS = """
-body { margin: 0; font: 16px/1.55 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2328; }
-nav { position: fixed; top: 0; bottom: 0; width: 15rem; overflow-y: auto; padding: 1.2rem 1rem;
-      background: #f6f8fa; border-right: 1px solid #d0d7de; box-sizing: border-box; font-size: 15px; }
-nav .home { font-weight: 700; font-size: 1.25rem; color: #1f2328; text-decoration: none; }
-nav ol { list-style: none; padding: 0; margin: 1rem 0; }
-nav li a { display: block; padding: .3rem .5rem; border-radius: 6px; color: #1f2328; text-decoration: none; }
-nav li a:hover { background: #eaeef2; }
-nav li a.current { background: #ddf4ff; color: #0969da; font-weight: 600; }
-nav .num { color: #57606a; font-variant-numeric: tabular-nums; margin-right: .35rem; }
-main { margin-left: 15rem; padding: 1.5rem 3rem 4rem; max-width: 56rem; }
-a { color: #0969da; }
-h1, h2, h3 { line-height: 1.25; } h2 { border-bottom: 1px solid #d0d7de; padding-bottom: .3rem; margin-top: 2rem; }
-.anchor-link { visibility: hidden; margin-left: .3rem; text-decoration: none; }
-h1:hover .anchor-link, h2:hover .anchor-link, h3:hover .anchor-link { visibility: visible; }
-blockquote { margin: 0 0 1rem; padding: 0 1rem; color: #57606a; border-left: 4px solid #d0d7de; font-size: 1.1rem; }
-code { font: 14px/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
-:not(pre) > code { background: #eff1f3; padding: .1em .2em; border-radius: 4px; }
-pre { font: 13.5px/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; margin: 0; padding: .7rem 1rem;
-      overflow-x: auto; }
-.input_area, .rendered_html .highlight { background: #f6f8fa; border: 1px solid #d0d7de; border-radius: 6px;
-      margin: .8rem 0 .3rem; }
-.output_area pre { border-left: 3px solid #d0d7de; color: #24292f; }
-.output_stderr pre { border-left-color: #d4a72c; background: #fff8c5; }
-.output_area img { max-width: 100%; height: auto; }
-table { border-collapse: collapse; margin: 1rem 0; font-size: 15px; }
-th, td { border: 1px solid #d0d7de; padding: .35rem .7rem; text-align: left; }
-th { background: #f6f8fa; } tr:nth-child(even) td { background: #fafbfc; }
-.celltag_api { border-top: 2px solid #0969da; margin-top: 1.5rem; }
-.celltag_api h3 { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; margin: .6rem 0 0; }
-@media (max-width: 800px) { nav { position: static; width: auto; border: 0; } main { margin: 0; padding: 1rem; } }
-"""
-
-MATHJAX = """<script>window.MathJax = {tex2jax: {inlineMath: [['$','$'], ['\\\\(','\\\\)']], processEscapes: true}};</script>
-<script defer src="%s"></script>"""
-
 
 def notebooks(root=ROOT):
     "The site's notebooks in reading order: the landing page, then nbs/ by file name."
@@ -133,6 +92,7 @@ def prepare(nb):
             cell.source = strip_directives(cell.source)
             if d.get('echo:') == 'false': cell.metadata['transient'] = {'remove_source': True}
             if not cell.source and not cell.get('outputs'): continue
+        if cell.cell_type == 'markdown': cell.source = page_links(cell.source)
         cells.append(cell)
         if mod is not None and ('export' in d or 'exports' in d):
             for name in (n for n in public_defs(cell.source) if n not in shown and lookup(mod, n) is not None):
@@ -141,65 +101,68 @@ def prepare(nb):
     nb.cells = cells
     return nb
 
-def api_index(nbs):
-    "{name: page} for every object documented on some page (the targets of backtick links)."
-    return {c.metadata.api_name: page for page, nb in nbs.items() for c in nb.cells if 'api_name' in c.metadata}
+def page_links(src):
+    "Markdown links to notebooks point at their pages: the site is flat (nbs/04_mas.ipynb is 04_mas.html)."
+    return re.sub(r'\]\((?![a-z]+:)(?:[^)#]*/)?([^)/#]+)\.ipynb', r'](\1.html', src)
 
-def fix_links(body, api):
-    "Links to notebooks point at their pages (the site is flat); `name` in prose links to its API entry."
-    body = re.sub(r'href="(?![a-z]+:)(?:[^"#]*/)?([^"/#]+)\.ipynb', r'href="\1.html', body)
-    link = lambda m: f'<a href="{api[m[1]]}#{m[1]}">{m[0]}</a>' if m[1] in api else m[0]
-    parts = re.split(r'(<pre>.*?</pre>|<h\d.*?</h\d>|<a .*?</a>)', body, flags=re.S)  # no links inside these
-    return ''.join(p if i % 2 else re.sub(r'<code>([A-Za-z_][\w.]*)</code>', link, p) for i, p in enumerate(parts))
+MATHJAX_DIRS = ('/usr/share/javascript/mathjax', '/usr/share/nodejs/mathjax')  # Debian's libjs-mathjax (MathJax 2)
 
-def sidebar(pages, current):
-    "The navigation: every page in reading order, the current one marked."
-    items = []
-    for page, text in pages.items():
-        num, _, rest = page.partition('_')
-        label = f'<span class="num">{num}</span>{html.escape(text)}' if rest else 'Overview'
-        cls = ' class="current"' if page == current else ''
-        items.append(f'<li><a href="{page}"{cls}>{label}</a></li>')
-    return f'<nav><a class="home" href="index.html">{LIB}</a>\n<ol>\n' + '\n'.join(items) + '\n</ol></nav>'
+def mathjax_source():
+    "A local MathJax 2 to ship with the site (math must render offline), or an error saying how to get one."
+    for d in MATHJAX_DIRS:
+        if (Path(d) / 'MathJax.js').is_file(): return Path(d)
+    raise SystemExit("no local MathJax 2 found (looked in " + ', '.join(MATHJAX_DIRS) + "): `apt-get install libjs-mathjax`")
 
-def page_html(body, page, pages, mathjax):
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f'<title>{html.escape(pages[page])} · {LIB}</title>\n'
-            f'<style>{CSS}{HtmlFormatter().get_style_defs(".highlight")}</style>\n'
-            f'{MATHJAX % mathjax}\n</head><body>\n{sidebar(pages, page)}\n<main>\n{body}\n</main>\n'
-            f'</body></html>\n')
+def mkdocs_config(pages, site_dir):
+    "mkdocs.yml for mkdocs-material and mkdocs-jupyter: one page per notebook, search, light and dark themes, no CDN."
+    nav = [{('Overview' if page == 'index.ipynb' else text): page} for page, text in pages.items()]
+    toggle = lambda scheme, icon, name: dict(media=f'(prefers-color-scheme: {"light" if scheme == "default" else "dark"})', scheme=scheme,
+                                             primary='indigo', toggle=dict(icon=icon, name=name))
+    return dict(site_name=LIB, site_dir=str(site_dir), docs_dir='docs', use_directory_urls=False, nav=nav,
+                theme=dict(name='material', font=False,   # no Google fonts: the site works offline
+                           features=['navigation.instant', 'navigation.top', 'search.highlight', 'content.code.copy'],
+                           palette=[toggle('default', 'material/weather-night', 'dark theme'), toggle('slate', 'material/weather-sunny', 'light theme')]),
+                plugins=['search', {'mkdocs-jupyter': dict(execute=False, include_source=False, no_prompt=True,
+                                                           custom_mathjax_url='assets/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe')}])
 
-def _trusted(html):
-    "Replaces nbconvert's `clean_html`: bleach's sanitizing is slow and our own notebooks need none."
-    return html.decode() if isinstance(html, bytes) else str(html)
+def repair_toc(page: str) -> str:
+    """The page's tables of contents (the sidebar's and the primary navigation's copy) pointing at its headings' ids.
+    mkdocs-jupyter slugs the TOC its own way, which differs from nbconvert's heading ids for headings of code alone
+    (`## `reproduce``: '#_1'); both list the same headings in the same order, so the i-th entry of each copy links
+    to the i-th heading (the page is left alone where the counts do not match)."""
+    if '<article' not in page: return page
+    ids = re.findall(r'<h[2-6] id="([^"]*)"', page[page.index('<article'):page.index('</article>')])
+    entry = r'<a href="#[^"]*" class="md-nav__link">'
+    n = len(re.findall(entry, page))
+    if not ids or n % len(ids): return page
+    count = iter(range(n))
+    return re.sub(entry, lambda _: f'<a href="#{ids[next(count) % len(ids)]}" class="md-nav__link">', page)
 
-def build(root=ROOT, dest=None, paths=None, mathjax=None):
-    """Write one page per notebook (and nothing else) into `dest` (default `root/_docs`); returns the page paths.
-    `mathjax`: URL of MathJax 2 (default: nbconvert's CDN; offline, e.g. Debian's libjs-mathjax)."""
+def build(root=ROOT, dest=None, paths=None):
+    """Build the site into `dest` (default `root/_docs`) with mkdocs: the notebooks as the site shows them (`prepare`)
+    and a local MathJax go into `_docs_build/docs`, then `mkdocs build`. Returns the HTML page paths, one per notebook."""
+    import shutil, subprocess, yaml
     root = Path(root)
-    dest = Path(dest) if dest else root/'_docs'
+    dest = Path(dest).resolve() if dest else root/'_docs'
     if str(root) not in sys.path: sys.path.insert(0, str(root))  # document this checkout's modules
-    nbs = {page_name(p): prepare(nbformat.read(p, as_version=4)) for p in (paths or notebooks(root))}
-    pages = {page: title(nb) for page, nb in nbs.items()}
-    api = api_index(nbs)
-    exporter = HTMLExporter(template_name='basic', exclude_input_prompt=True, exclude_output_prompt=True,
-                            filters={'clean_html': _trusted})
-    dest.mkdir(parents=True, exist_ok=True)
-    out = []
-    for page, nb in nbs.items():
-        body, _ = exporter.from_notebook_node(nb)
-        html_ = page_html(fix_links(body, api), page, pages, mathjax or exporter.mathjax_url)
-        (dest/page).write_text(html_, encoding='utf-8')
-        out.append(dest/page)
-    return out
+    work = root/'_docs_build'
+    shutil.rmtree(work, ignore_errors=True)
+    (work/'docs').mkdir(parents=True)
+    nbs = {p.name: prepare(nbformat.read(p, as_version=4)) for p in (paths or notebooks(root))}
+    for name, nb in nbs.items(): nbformat.write(nb, work/'docs'/name)
+    shutil.copytree(mathjax_source(), work/'docs'/'assets'/'mathjax')
+    pages = {name: title(nb) for name, nb in nbs.items()}
+    (work/'mkdocs.yml').write_text(yaml.safe_dump(mkdocs_config(pages, dest), sort_keys=False, allow_unicode=True))
+    env = {**os.environ, 'NO_MKDOCS_2_WARNING': '1'}   # material's notice about a future mkdocs 2, printed on every build
+    subprocess.run([sys.executable, '-m', 'mkdocs', 'build', '--quiet', '-f', str(work/'mkdocs.yml')], check=True, env=env)
+    pages = [dest/page_name(Path(name)) for name in nbs]
+    for page in pages: page.write_text(repair_toc(page.read_text(encoding='utf-8')), encoding='utf-8')
+    return pages
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--dest', default=str(ROOT/'_docs'), help='folder to write the site to')
-    ap.add_argument('--mathjax', help="MathJax 2 URL to load instead of nbconvert's CDN one, e.g. "
-                    "file:///usr/share/javascript/mathjax/MathJax.js?config=TeX-AMS_CHTML for offline reading")
     args = ap.parse_args()
     start = time.time()
-    written = build(dest=args.dest, mathjax=args.mathjax)
-    print(f'wrote {len(written)} pages to {args.dest} in {time.time() - start:.1f}s; open {Path(args.dest)/"index.html"}')
+    written = build(dest=args.dest)
+    print(f'wrote {len(written)} pages to {args.dest} in {time.time() - start:.1f}s; serve it with `python -m http.server -d {args.dest}`')
