@@ -19,12 +19,12 @@ from .tasks import check_n, check_real
 
 # %% auto #0
 __all__ = ['WIDTH', 'PRESETS', 'UNITS', 'LAYERS', 'SWEEP', 'TASKS_3B', 'B6_CONDITIONS', 'EXPERIMENTS', 'Preset', 'get_preset',
-           'check_preset', 'with_sizes', 'align', 'seed_pairs', 'fitted', 'below_threshold', 'summarise', 'unit',
-           'train_job', 'model_unchanged', 'unit_job', 'experiment_jobs', 'run_experiment', 'new_figure', 'bars',
-           'fig2ab_units', 'fig2ab', 'plot_fig2ab', 'fig2d_units', 'fig2d', 'plot_fig2d', 'fig3a_units', 'fig3a',
-           'plot_fig3a', 'fig3b_units', 'fig3b', 'plot_fig3b', 'arithmetic_b6_units', 'arithmetic_b6',
-           'plot_arithmetic_b6', 'mas_n_models_units', 'mas_n_models', 'iia_matrix', 'plot_mas_n_models', 'caption',
-           'reproduce', 'load_result', 'plot_result']
+           'check_preset', 'with_sizes', 'align', 'seed_pairs', 'fitted', 'below_threshold', 'caption', 'summarise',
+           'unit', 'train_job', 'model_unchanged', 'unit_job', 'experiment_jobs', 'run_experiment', 'new_figure',
+           'bars', 'fig2ab_units', 'fig2ab', 'plot_fig2ab', 'fig2d_units', 'fig2d', 'plot_fig2d', 'fig3a_units',
+           'fig3a', 'plot_fig3a', 'fig3b_units', 'fig3b', 'plot_fig3b', 'arithmetic_b6_units', 'arithmetic_b6',
+           'plot_arithmetic_b6', 'mas_n_models_units', 'mas_n_models', 'iia_matrix', 'plot_mas_n_models', 'reproduce',
+           'load_result', 'plot_result']
 
 # %% ../nbs/06_experiments.ipynb #05bbcbb7
 @dataclass(frozen=True)
@@ -129,6 +129,13 @@ def fitted(res) -> dict:
 def below_threshold(r: dict) -> bool:
     "Whether record `r` comes from a run that ended without reaching its threshold (similarity records never do)."
     return r.get('stopped') not in (None, 'threshold')
+
+def caption(p: Preset, records) -> str:
+    "What a figure's numbers rest on: the preset, its sizes, and how many fitted records ended below threshold."
+    runs = [r for r in records if 'stopped' in r]   # similarity records are not fitted
+    below = sum(map(below_threshold, runs))
+    return (f"preset {p.name}: {p.n_train} training / {p.n_test} test interventions, at most {p.max_steps} steps; "
+            f"{below} of {len(runs)} fitted records from runs that ended below threshold {p.threshold}")
 
 def summarise(records: list, by: tuple) -> list:
     "Mean ± SE of `value` per group of the `by` keys, in first-seen order; `below`: how many came from runs below threshold."
@@ -472,13 +479,6 @@ def _output_folder(out, names, force: bool) -> Path:
     if tracked and not force:
         raise ValueError(f"out={out} holds {tracked}, tracked by git (the committed results): pass force=True to overwrite them, or another out")
     return out
-
-def caption(p: Preset, records) -> str:
-    "What a figure's numbers rest on: the preset, its sizes, and how many fitted records ended below threshold."
-    fitted_ = [r for r in records if 'stopped' in r]
-    below = sum(map(below_threshold, fitted_))
-    return (f"preset {p.name}: {p.n_train} training / {p.n_test} test interventions, at most {p.max_steps} steps; "
-            f"{below} of {len(fitted_)} fitted records from runs that ended below threshold {p.threshold}")
 
 def reproduce(name: str,           # one of `EXPERIMENTS`
               preset='small',      # a `Preset` or its name: 'small', 'medium' or 'paper'
