@@ -169,7 +169,9 @@ def load_toxicity(source: str, split: str = 'train', path=None) -> TextData:
         raise RuntimeError(f"could not load {source} ({path or hub!r}, split {split!r}): {type(e).__name__}: {e}\n"
                            f"Without internet access, download it elsewhere and pass path= (a folder or data file datasets.load_dataset "
                            f"reads), or use load_text_file() on your own CSV/JSONL.") from e
-    return check_nonempty(label_rows(source, ds.to_dict()), f"{source} {split}")
+    try: data = label_rows(source, ds.to_dict())
+    except ValueError as e: raise ValueError(f"{path or hub} ({split}): {e}") from None   # name the file whose column is missing
+    return check_nonempty(data, f"{source} {split}")
 
 def toxicity_data(sources=('jigsaw', 'hh', 'toxicchat'), paths: dict | None = None, seed: int = 0) -> dict:
     """Balanced, disjoint `{'train', 'test'}` splits over `sources` (the paper's fine-tuning and prompt data): each source's

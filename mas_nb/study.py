@@ -189,7 +189,8 @@ def finetune_job(config: dict, kind: str, seed: int) -> dict:
 
 def _load_finetuned(folder: Path, config: dict):
     "(model, tokenizer) a fine-tuning job saved; the tiny word-level tokenizer is read as itself (AutoTokenizer would take Qwen2's)."
-    model, tok = load_lm(str(folder / 'model'), dtype=getattr(torch, config['model']['dtype']))
+    device = 'cuda' if torch.cuda.is_available() else None   # a local worker or SLURM job sees only its own GPU
+    model, tok = load_lm(str(folder / 'model'), dtype=getattr(torch, config['model']['dtype']), device=device)
     if config['model']['base'] == 'tiny': tok = _need('transformers').PreTrainedTokenizerFast.from_pretrained(str(folder / 'model'))
     return model, tok
 
