@@ -13,9 +13,9 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 from .tasks import Task, get_task, check_n
 
 # %% auto #0
-__all__ = ['ARCHS', 'init_seed', 'init_weights', 'mlp_head', 'check_token_ids', 'LatentModel', 'TaskModel', 'scored_positions',
-           'select_positions', 'patch_mask', 'fit_length', 'place', 'affine_scan', 'RNNModel', 'rotary', 'Block',
-           'TransformerModel', 'make_model', 'frozen_gru']
+__all__ = ['ARCHS', 'init_seed', 'init_weights', 'mlp_head', 'check_token_ids', 'scored_positions', 'select_positions',
+           'patch_mask', 'fit_length', 'place', 'LatentModel', 'TaskModel', 'affine_scan', 'RNNModel', 'rotary',
+           'Block', 'TransformerModel', 'make_model', 'frozen_gru']
 
 # %% ../nbs/02_models.ipynb #2cb84b43
 ARCHS = ('gru', 'lstm', 'transformer')
@@ -50,7 +50,34 @@ def check_token_ids(ids, vocab_size: int) -> torch.Tensor:
         raise ValueError(f"token ids must lie in 0..{vocab_size - 1}, got {int(ids.min())}..{int(ids.max())}")
     return ids
 
-# %% ../nbs/02_models.ipynb #0943cb88
+# %% ../nbs/02_models.ipynb #463b69fc
+def scored_positions(ids, pos, prefix=False, pad_id: int | None = 0):
+    "The positions whose logits `patched_logits` computes by default: not `pad_id`, from `pos` on; or all with `prefix`."
+    if prefix: return torch.ones_like(ids, dtype=torch.bool)
+    after = torch.arange(ids.shape[1], device=ids.device)[None] >= pos[:, None]
+    return after if pad_id is None else after & (ids != pad_id)
+
+def select_positions(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """`x[mask]` for `x` `[n, L, ...]` and a bool `mask` `[n, L]`. A mask on the host becomes indices there, so a device
+    never waits for the host to learn how many positions there are (a boolean index on the device would)."""
+    rows, cols = mask.nonzero(as_tuple=True)
+    return x[rows.to(x.device, non_blocking=True), cols.to(x.device, non_blocking=True)]
+
+def patch_mask(pos: torch.Tensor, L: int, stepwise: bool) -> torch.Tensor:
+    "`[n, L, 1]` mask of the patched positions: `pos[i]` only, or `0..pos[i]` when stepwise."
+    t = torch.arange(L, device=pos.device)[None]
+    return ((t <= pos[:, None]) if stepwise else (t == pos[:, None]))[..., None]
+
+def fit_length(x: torch.Tensor, L: int) -> torch.Tensor:
+    "`x` `[n, L', d]` cut or zero-padded to `L` positions."
+    return x[:, :L] if x.shape[1] >= L else F.pad(x, (0, 0, 0, L - x.shape[1]))
+
+def place(x: torch.Tensor, new: torch.Tensor, pos: torch.Tensor, stepwise: bool) -> torch.Tensor:
+    "`x` `[n, L, d]` with the patched positions taken from `new` (`[n, d]`, or `[n, L', d]` when stepwise)."
+    vals = fit_length(new, x.shape[1]) if stepwise else new[:, None]
+    return torch.where(patch_mask(pos, x.shape[1], stepwise), vals, x)
+
+# %% ../nbs/02_models.ipynb #bf2384cd
 class LatentModel(nn.Module):
     """The site protocol: what `fit_mas` needs from a model. Subclasses name their `sites` and give `vocab_size`,
     `site_dim`, `latents`, `patched_states` and `readout`; the checked, dense `patched_logits` is built from them."""
@@ -114,6 +141,7 @@ class LatentModel(nn.Module):
         logits = self.readout(self.patched_states(ids, site, pos, new.to(ids.device), stepwise, keep, prefix))
         return logits.new_zeros(*keep.shape, logits.shape[-1]).index_put(keep.nonzero(as_tuple=True), logits)
 
+# %% ../nbs/02_models.ipynb #91240e79
 class TaskModel(LatentModel):
     "A next-token model of a task: its configuration, embedding and head; subclasses give the layers between."
 
@@ -145,32 +173,6 @@ class TaskModel(LatentModel):
         "Dimension of the latent at `site`."
         return self.width if self.check_site(site) == 'embedding' else self._site_dim(site)
     def _site_dim(self, site): return self.width
-
-def scored_positions(ids, pos, prefix=False, pad_id: int | None = 0):
-    "The positions whose logits `patched_logits` computes by default: not `pad_id`, from `pos` on; or all with `prefix`."
-    if prefix: return torch.ones_like(ids, dtype=torch.bool)
-    after = torch.arange(ids.shape[1], device=ids.device)[None] >= pos[:, None]
-    return after if pad_id is None else after & (ids != pad_id)
-
-def select_positions(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """`x[mask]` for `x` `[n, L, ...]` and a bool `mask` `[n, L]`. A mask on the host becomes indices there, so a device
-    never waits for the host to learn how many positions there are (a boolean index on the device would)."""
-    rows, cols = mask.nonzero(as_tuple=True)
-    return x[rows.to(x.device, non_blocking=True), cols.to(x.device, non_blocking=True)]
-
-def patch_mask(pos: torch.Tensor, L: int, stepwise: bool) -> torch.Tensor:
-    "`[n, L, 1]` mask of the patched positions: `pos[i]` only, or `0..pos[i]` when stepwise."
-    t = torch.arange(L, device=pos.device)[None]
-    return ((t <= pos[:, None]) if stepwise else (t == pos[:, None]))[..., None]
-
-def fit_length(x: torch.Tensor, L: int) -> torch.Tensor:
-    "`x` `[n, L', d]` cut or zero-padded to `L` positions."
-    return x[:, :L] if x.shape[1] >= L else F.pad(x, (0, 0, 0, L - x.shape[1]))
-
-def place(x: torch.Tensor, new: torch.Tensor, pos: torch.Tensor, stepwise: bool) -> torch.Tensor:
-    "`x` `[n, L, d]` with the patched positions taken from `new` (`[n, d]`, or `[n, L', d]` when stepwise)."
-    vals = fit_length(new, x.shape[1]) if stepwise else new[:, None]
-    return torch.where(patch_mask(pos, x.shape[1], stepwise), vals, x)
 
 # %% ../nbs/02_models.ipynb #1ff876ab
 def affine_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
