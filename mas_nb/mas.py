@@ -26,8 +26,8 @@ from .files import atomic_write, write_json, writable_file
 __all__ = ['METHODS', 'READOUT_BUDGET', 'OPTION_DEFAULTS', 'MEMORY_SETTINGS', 'Method', 'Split', 'Direction', 'site_latents',
            'take', 'device_of', 'SiteLatents', 'counterfactual_latents', 'scored_states', 'cl_loss', 'predictions',
            'token_losses', 'MASResult', 'mean_se', 'RunSpec', 'make_spec', 'make_alignments', 'init_scales',
-           'build_directions', 'evaluate_direction', 'wrong_tokens', 'Processes', 'train_step', 'batch_rows',
-           'recomputed', 'fit_mas', 'mas_spec', 'prepare', 'fit_spec', 'evaluate_iia', 'plot_curves']
+           'build_directions', 'Processes', 'evaluate_direction', 'wrong_tokens', 'recomputed', 'train_step',
+           'batch_rows', 'fit_mas', 'mas_spec', 'prepare', 'fit_spec', 'evaluate_iia', 'plot_curves']
 
 # %% ../nbs/04_mas.ipynb #2455628f
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class Direction:
     cl: bool = False             # carries the counterfactual-latent loss
     intervene: Callable | None = None  # (h_trg, h_src) -> h_v
 
-# %% ../nbs/04_mas.ipynb #cad24266
+# %% ../nbs/04_mas.ipynb #fb2eab22
 @torch.no_grad()
 def site_latents(model, ids, site, pos, stepwise=False, batch_size=1024, width: int | None = None):
     "Latents of `model` at `site`: at `pos[i]` per row `[n, d]`, or at positions 0..width-1 (default max(pos)) `[n, P, d]` when stepwise."
@@ -132,6 +132,7 @@ class SiteLatents:
         norms = [self[r].float().norm(dim=-1) for r in rows]
         return torch.cat([n.flatten() for n in norms]).mean()
 
+# %% ../nbs/04_mas.ipynb #aed61bb1
 @torch.no_grad()
 def counterfactual_latents(model, task, site, cf_vars, seed, n_pool=4000):
     "For every intervention, a recorded latent of `model` whose state equals `cf_vars` (NaN rows where none exists)."
@@ -155,7 +156,7 @@ def _state_keys(state):
     for v in state.values(): key = key * 1000 + (v.long() + 500)
     return key
 
-# %% ../nbs/04_mas.ipynb #7048d9f4
+# %% ../nbs/04_mas.ipynb #f4455a50
 READOUT_BUDGET = 2**24  # logits (rows x vocabulary) read out at once; more are read out in chunks of this size
 
 def _trim(iv_rows):
@@ -171,6 +172,7 @@ def scored_states(model, site, ids, mask, pos, h_v, stepwise):
     dev = lambda t: t.to(h_v.device, non_blocking=True)
     return model.patched_states(dev(ids), site, dev(pos), h_v, stepwise, scored), dev(ids[rows, at + 1]), rows
 
+# %% ../nbs/04_mas.ipynb #1a2952c6
 def cl_loss(h_v, h_cl, count=None, l2: str = 'sum'):
     """Counterfactual-latent loss (Eqs. 11-12), averaged over the rows that have a CL latent (or summed and divided by
     `count`). The L2 term sums the squared differences over dimensions (`l2='sum'`, Eq. 11) or averages them ('mean')."""
@@ -180,6 +182,7 @@ def cl_loss(h_v, h_cl, count=None, l2: str = 'sum'):
     x = (0.5 * (sq.sum(-1) if l2 == 'sum' else sq.mean(-1)) - 0.5 * F.cosine_similarity(h_v, h_cl, dim=-1)) * ok
     return x.sum() / (ok.sum().clamp(min=1) if count is None else count)
 
+# %% ../nbs/04_mas.ipynb #a638c068
 def _chunk_rows(model) -> int: return max(1, READOUT_BUDGET // model.vocab_size)
 
 @torch.no_grad()
@@ -514,33 +517,7 @@ def build_directions(models, alignments, spec: RunSpec, sizes: dict, interventio
                               _intervention_fn(spec, alignments, src, trg)))
     return dirs
 
-# %% ../nbs/04_mas.ipynb #dcd3b8c7
-@torch.no_grad()
-def evaluate_direction(models, spec: RunSpec, d: Direction, split='test', procs: Processes | None = None) -> tuple[float, float]:
-    "(IIA, token accuracy) of direction `d` on one of its splits, `spec.eval_batch_size` interventions at a time (each process its share)."
-    procs, n = procs or Processes(), len(d.splits[split].iv)
-    wrong, scored = wrong_tokens(models, spec, d, split, procs.share(torch.arange(n)))
-    n_ok, hits, n_tok = procs.sum(torch.stack([(wrong == 0).sum(), scored.sum() - wrong.sum(), scored.sum()])).tolist()
-    return n_ok / n, hits / max(n_tok, 1)
-
-@torch.no_grad()
-def wrong_tokens(models, spec: RunSpec, d: Direction, split='test', rows=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """For each intervention of `rows` (default: all) of a split of direction `d`, the scored tokens the target gets wrong
-    and the tokens scored (an intervention counts for IIA when it gets none wrong); `spec.eval_batch_size` a pass."""
-    sp, model = d.splits[split], models[d.trg]
-    empty = torch.zeros(0, dtype=torch.long, device=sp.h_trg.device)  # a process may get no rows
-    wrong, scored = [empty], [empty]
-    with parametrize.cached():
-        for idx in (torch.arange(len(sp.iv)) if rows is None else rows).split(spec.eval_batch_size):
-            iv, h_v = sp.iv[idx], d.intervene(sp.h_trg[idx], sp.h_src[idx])
-            L = _trim(iv)
-            states, target, at = scored_states(model, spec.sites[d.trg], iv.cf_ids[:, :L], iv.label_mask[:, :L], iv.trg_pos, h_v, spec.stepwise)
-            at = at.to(target.device, non_blocking=True)
-            miss = (predictions(model, states) != target).long()
-            wrong.append(torch.zeros(len(idx), dtype=torch.long, device=at.device).index_add_(0, at, miss).to(sp.h_trg.device))
-            scored.append(torch.bincount(at, minlength=len(idx)).to(sp.h_trg.device))
-    return torch.cat(wrong), torch.cat(scored)
-
+# %% ../nbs/04_mas.ipynb #4441d3c0
 class Processes:
     """This process's share of a data-parallel run started by `accelerate launch` (with `--multi_gpu` on CPUs too):
     every process draws the same batches and takes its share of their rows; gradients, losses and counts are summed
@@ -572,6 +549,47 @@ class Processes:
         flat = self.sum(torch.cat([p.grad.flatten() for p in params]))
         for p, g in zip(params, flat.split([p.numel() for p in params])): p.grad.copy_(g.view_as(p.grad))
 
+# %% ../nbs/04_mas.ipynb #0619e5fa
+@torch.no_grad()
+def evaluate_direction(models, spec: RunSpec, d: Direction, split='test', procs: Processes | None = None) -> tuple[float, float]:
+    "(IIA, token accuracy) of direction `d` on one of its splits, `spec.eval_batch_size` interventions at a time (each process its share)."
+    procs, n = procs or Processes(), len(d.splits[split].iv)
+    wrong, scored = wrong_tokens(models, spec, d, split, procs.share(torch.arange(n)))
+    n_ok, hits, n_tok = procs.sum(torch.stack([(wrong == 0).sum(), scored.sum() - wrong.sum(), scored.sum()])).tolist()
+    return n_ok / n, hits / max(n_tok, 1)
+
+@torch.no_grad()
+def wrong_tokens(models, spec: RunSpec, d: Direction, split='test', rows=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each intervention of `rows` (default: all) of a split of direction `d`, the scored tokens the target gets wrong
+    and the tokens scored (an intervention counts for IIA when it gets none wrong); `spec.eval_batch_size` a pass."""
+    sp, model = d.splits[split], models[d.trg]
+    empty = torch.zeros(0, dtype=torch.long, device=sp.h_trg.device)  # a process may get no rows
+    wrong, scored = [empty], [empty]
+    with parametrize.cached():
+        for idx in (torch.arange(len(sp.iv)) if rows is None else rows).split(spec.eval_batch_size):
+            iv, h_v = sp.iv[idx], d.intervene(sp.h_trg[idx], sp.h_src[idx])
+            L = _trim(iv)
+            states, target, at = scored_states(model, spec.sites[d.trg], iv.cf_ids[:, :L], iv.label_mask[:, :L], iv.trg_pos, h_v, spec.stepwise)
+            at = at.to(target.device, non_blocking=True)
+            miss = (predictions(model, states) != target).long()
+            wrong.append(torch.zeros(len(idx), dtype=torch.long, device=at.device).index_add_(0, at, miss).to(sp.h_trg.device))
+            scored.append(torch.bincount(at, minlength=len(idx)).to(sp.h_trg.device))
+    return torch.cat(wrong), torch.cat(scored)
+
+# %% ../nbs/04_mas.ipynb #ac7e8a8d
+@contextmanager
+def recomputed(layers):
+    """Within: each of `layers` keeps only its inputs for the backward pass and reruns its forward there (activation
+    checkpointing), so a backward holds one layer's activations at a time instead of every layer's."""
+    own = [(layer, layer.__dict__.get('forward')) for layer in layers]  # a forward set on the instance (accelerate's hooks) is kept
+    for layer, _ in own: layer.forward = partial(checkpoint, layer.forward, use_reentrant=False)
+    try: yield
+    finally:
+        for layer, f in own:
+            if f is None: del layer.forward
+            else: layer.forward = f
+
+# %% ../nbs/04_mas.ipynb #2534bfab
 def train_step(models, spec: RunSpec, dirs, opt, step: int, procs: Processes | None = None) -> torch.Tensor:
     """One optimiser step on a batch of `spec.batch_size` interventions per trained direction; returns the loss (detached).
     The loss is (1-ε)·mean(behavioural) + ε·mean(CL), or the mean of whichever exists. Each target model's share is
@@ -610,18 +628,6 @@ def batch_rows(spec: RunSpec, dirs, step: int) -> list:
     g = torch.Generator().manual_seed(spec.seed * 1_000_003 + step)
     return [(d, torch.randint(len(d.splits['train'].iv), (spec.batch_size,), generator=g)) for d in dirs if d.behaviour or d.cl]
 
-@contextmanager
-def recomputed(layers):
-    """Within: each of `layers` keeps only its inputs for the backward pass and reruns its forward there (activation
-    checkpointing), so a backward holds one layer's activations at a time instead of every layer's."""
-    own = [(layer, layer.__dict__.get('forward')) for layer in layers]  # a forward set on the instance (accelerate's hooks) is kept
-    for layer, _ in own: layer.forward = partial(checkpoint, layer.forward, use_reentrant=False)
-    try: yield
-    finally:
-        for layer, f in own:
-            if f is None: del layer.forward
-            else: layer.forward = f
-
 def _token_count(sp: Split, idx):
     "Scored tokens in rows `idx` of a split: the denominator of a part's mean when processes or micro-batches share it."
     return sp.iv.label_mask[idx][:, 1:].sum()
@@ -645,7 +651,7 @@ def _target_losses(model, site, parts, stepwise, counts=None):
     dev = lambda t: t.to(token_loss.device, non_blocking=True)  # built on the host, like the batch
     return list(token_loss.new_zeros(len(parts)).index_add(0, dev(part), token_loss) / dev(counts.clamp(min=1)))
 
-# %% ../nbs/04_mas.ipynb #985d83f2
+# %% ../nbs/04_mas.ipynb #d7f72abd
 def fit_mas(models,                    # frozen models with the site interface (`TaskModel`, `HFModel`, ...)
             tasks=None,                # one `Task` (or name) for all models or one per model; default: each model's own
             variable='full',           # the causal variable swapped, for all models or one per model
@@ -694,6 +700,7 @@ def mas_spec(models, **kwargs) -> RunSpec:
     settings = {k: v for k, v in args.arguments.items() if k not in ('models', 'checkpoint', 'progress')}
     return make_spec(args.arguments['models'], **settings)
 
+# %% ../nbs/04_mas.ipynb #bd713231
 def prepare(models, spec: RunSpec, interventions: Callable | None = None) -> tuple[nn.ModuleList, list]:
     "The initialised alignments and the directions with their data: what `fit_spec` trains (models frozen by the caller)."
     if (spec.interventions is None) != (interventions is None):
@@ -724,6 +731,7 @@ def _frozen(models):
             m.train(training)
             for p, g in zip(m.parameters(), grads): p.requires_grad_(g)
 
+# %% ../nbs/04_mas.ipynb #f0320a5e
 def _stop(spec: RunSpec, worst: float, since_best: int) -> str:
     "Why training stops after a validation: its 'threshold' reached, a 'plateau' of `patience` validations, or '' (go on)."
     if spec.threshold is not None and worst >= spec.threshold: return 'threshold'
