@@ -183,12 +183,18 @@ def toxicity_data(sources=('jigsaw', 'hh', 'toxicchat'), paths: dict | None = No
                 test=TextData.concat([balance(disjoint(train, d['test']), seed) for d in loaded.values()]))
 
 # %% ../nbs/07_llm.ipynb #fe667e9f
+_GENERIC_TOKENIZERS = ('TokenizersBackend', 'PreTrainedTokenizerFast')
+
 def load_lm(name_or_path: str = DEFAULT_MODEL, dtype=None, device=None, device_map=None):
     """(model, tokenizer) from the Hugging Face hub or a local folder, in eval mode; `device_map` (e.g. 'auto') spreads
     a model too large for one GPU over several through accelerate (then `device` is not used)."""
     tr = _need('transformers')
     try:
         tok = tr.AutoTokenizer.from_pretrained(name_or_path)
+        saved = Path(name_or_path) / 'tokenizer_config.json'   # a local folder holding a generic tokenizer (e.g. `tiny_tokenizer`'s)
+        if saved.is_file() and json.loads(saved.read_text()).get('tokenizer_class') in _GENERIC_TOKENIZERS \
+                and type(tok).__name__ not in _GENERIC_TOKENIZERS:   # transformers 5 rebuilds it as the model type's (Qwen2: BPE)
+            tok = tr.PreTrainedTokenizerFast.from_pretrained(name_or_path)
         model = tr.AutoModelForCausalLM.from_pretrained(name_or_path, **({'device_map': device_map} if device_map else {}))
     except Exception as e:
         raise RuntimeError(f"could not load model {name_or_path!r}: {type(e).__name__}: {e}\nWithout internet access, copy the "
