@@ -207,3 +207,13 @@ def test_each_source_is_balanced_on_its_own(monkeypatch):
         for s, labels in by_source.items(): assert sum(labels) * 2 == len(labels) > 0, (split, s)
     assert [len(out['train'].texts), len(out['test'].texts)] == [10 + 20, 8 + 10]
     assert 'b train 0' not in out['test'].texts   # test texts never occur in any training split
+
+
+def test_a_saved_model_loads_back_with_its_own_tokenizer(tok, tmp_path):
+    "load_lm keeps a saved word-level tokenizer: transformers 5 would rebuild it as Qwen2's BPE, with other token ids."
+    model = tiny_qwen2(tok, hidden=16, layers=1, heads=2, seed=0)
+    model.save_pretrained(tmp_path); tok.save_pretrained(tmp_path)
+    loaded, tok2 = load_lm(str(tmp_path))
+    text = ' '.join(NICE[:2] + RUDE[:1])
+    assert tok2(text)['input_ids'] == tok(text)['input_ids']
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
