@@ -17,6 +17,11 @@ def test_every_export_is_shown(name):
     assert check_shown.not_shown(ROOT/'nbs'/f'{name}.ipynb') == []
 
 
+@pytest.mark.parametrize('path', sorted((ROOT/'nbs').glob('*.ipynb')) + [ROOT/'index.ipynb'], ids=lambda p: p.stem)
+def test_no_cell_loses_what_it_prints(path):
+    assert check_shown.silenced(path) == []
+
+
 def _nb(tmp_path, *cells):
     cell = lambda src, out: dict(cell_type='code', source=src, metadata={}, outputs=out, execution_count=None)
     path = tmp_path/'t.ipynb'
@@ -31,3 +36,4 @@ def test_checker_finds_what_is_not_shown(tmp_path):
                ('silent()', []),                      # called, but nothing to see
                ('#| export\ndef later(): return silent()', []))
     assert check_shown.not_shown(path) == ['silent', 'later']
+    assert check_shown.silenced(_nb(tmp_path, ('print(1)\nplot();', []), ('plot();', []), ('print(2)', []))) == [0]

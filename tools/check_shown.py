@@ -1,6 +1,7 @@
-"""List the exported names a notebook defines but never shows at work.
+"""List the exported names a notebook defines but never shows at work, and the cells whose printed output is lost.
 
-A name is shown when a later code cell that is not an export cell uses it and has a saved output.
+A name is shown when a later code cell that is not an export cell uses it and has a saved output. A cell that prints
+and ends in `;` loses what it printed: execnb (nbdev_test, `make outputs`) drops a silenced cell's stdout.
 Usage: `python tools/check_shown.py nbs/04_mas.ipynb ...`; exits 1 when something is not shown.
 """
 import ast, json, re, sys
@@ -55,7 +56,13 @@ def not_shown(path):
     return missing
 
 
+def silenced(path):
+    "Indexes (among code cells) of the cells of the notebook at `path` that print and end in `;`."
+    cells = [_source(c) for c in json.loads(Path(path).read_text())['cells'] if c['cell_type'] == 'code']
+    return [i for i, src in enumerate(cells) if src.rstrip().endswith(';') and 'print' in used_names(src)]
+
+
 if __name__ == '__main__':
-    bad = {p: m for p in sys.argv[1:] if (m := not_shown(p))}
+    bad = {p: m for p in sys.argv[1:] if (m := not_shown(p) + [f'code cell {i} prints and ends in ;' for i in silenced(p)])}
     for p, m in bad.items(): print(f'{p}: {len(m)} not shown: {", ".join(m)}')
     sys.exit(1 if bad else 0)
