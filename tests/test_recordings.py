@@ -111,15 +111,17 @@ def test_no_behaviour_into_recordings():
 def test_clmas_beats_shuffled_recordings():
     """CLMAS from simulated recordings of one GRU into another: held-out IIA well above the shuffled-sequences control,
     which stays near chance. Margins from the notebook's runs (11_recordings, 500 held-out interventions): CLMAS 0.400,
-    shuffled 0.176, no intervention 0.046; here (gain 16, shorter training, 300 interventions) about 0.49 and 0.19.
-    The shuffled control sits above the no-intervention level because the time bin alone tells part of the state.
-    A 0.15 gap is about 4 standard errors of a difference of two IIAs at n=300 below this test's own gap."""
+    shuffled 0.176, no intervention 0.046; here (gain 16, shorter training, 300 interventions) 0.53 and 0.19 with this
+    machine's models. At 80 steps the recorded run was still at 0.34 with these models (0.49 with others): 160 steps
+    keep the margin whichever trained GRUs the cache holds. The shuffled control sits above the no-intervention level
+    because the time bin alone tells part of the state. A 0.15 gap is about 4 standard errors of a difference of two
+    IIAs at n=300, well below this test's own gap."""
     g0, g1 = (cached_model('multiobject', 'gru', s, progress=False) for s in (0, 1))
     train, test = simulate_recordings(g0, n_trials=400, n_units=200, gain=16.0, seed=0).split(0.25, seed=0)
     got = {}
     for name, (tr, te) in dict(recorded=(train, test), shuffled=(train.shuffled(0), test.shuffled(1))).items():
         res = fit_mas([tr, g1], method='clmas', sites=['activity', 'hidden'], names=['brain', 'gru'], k=64, cl_l2='mean', lr=3e-3,
-                      batch_size=64, n_train=600, n_valid=100, n_test=100, max_steps=80, eval_every=40, progress=False, seed=0)
+                      batch_size=64, n_train=600, n_valid=100, n_test=100, max_steps=160, eval_every=40, progress=False, seed=0)
         out = evaluate_recordings([te, g1], res, n=300)
         got[name] = out['brain->gru']
         assert set(out['gru->brain']) >= {'r2', 'cosine', 'missing'} and 'iia' not in out['gru->brain']
