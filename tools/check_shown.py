@@ -4,16 +4,18 @@ A name is shown when a later code cell that is not an export cell uses it and ha
 and ends in `;` loses what it printed: execnb (nbdev_test, `make outputs`) drops a silenced cell's stdout.
 Usage: `python tools/check_shown.py nbs/04_mas.ipynb ...`; exits 1 when something is not shown.
 """
-import ast, json, re, sys
-from pathlib import Path
+import ast, sys
 
-_DIRECTIVE = re.compile(r'^\s*#\|\s*(\w+)', re.M)
+from execnb.nbio import read_nb
+from nbdev.process import extract_directives
+
+EXPORTS = {'export', 'exports', 'exporti'}
 
 
-def _source(cell): return ''.join(cell['source']) if isinstance(cell['source'], list) else cell['source']
+def _code_cells(path): return [c for c in read_nb(path).cells if c.cell_type == 'code']
 
 
-def _directives(src): return set(_DIRECTIVE.findall(src))
+def _directives(cell): return set(extract_directives(cell, remove=False))
 
 
 def _line(line):
@@ -45,21 +47,16 @@ def used_names(src):
 
 def not_shown(path):
     "Exported names of the notebook at `path` with no later code cell that uses them and has an output."
-    cells = [c for c in json.loads(Path(path).read_text())['cells'] if c['cell_type'] == 'code']
-    missing = []
-    for i, cell in enumerate(cells):
-        src = _source(cell)
-        if not _directives(src) & {'export', 'exports'}: continue
-        for name in exported_names(src):
-            later = (c for c in cells[i + 1:] if not _directives(_source(c)) & {'export', 'exports', 'exporti'})
-            if not any(c.get('outputs') and name in used_names(_source(c)) for c in later): missing.append(name)
-    return missing
+    cells = _code_cells(path)
+    # per cell: the names it shows (none for export cells and cells without output), each cell parsed once
+    shows = [used_names(c.source) if c.get('outputs') and not _directives(c) & EXPORTS else set() for c in cells]
+    return [name for i, c in enumerate(cells) if _directives(c) & {'export', 'exports'}
+            for name in exported_names(c.source) if not any(name in s for s in shows[i + 1:])]
 
 
 def silenced(path):
     "Indexes (among code cells) of the cells of the notebook at `path` that print and end in `;`."
-    cells = [_source(c) for c in json.loads(Path(path).read_text())['cells'] if c['cell_type'] == 'code']
-    return [i for i, src in enumerate(cells) if src.rstrip().endswith(';') and 'print' in used_names(src)]
+    return [i for i, c in enumerate(_code_cells(path)) if c.source.rstrip().endswith(';') and 'print' in used_names(c.source)]
 
 
 if __name__ == '__main__':
