@@ -14,7 +14,7 @@ from .files import atomic_write, write_json
 
 # %% auto #0
 __all__ = ['RESULT', 'ERROR', 'LOG', 'EXECUTORS', 'Job', 'resolve', 'job_folder', 'scratch', 'digest', 'value_digest', 'execute',
-           'job_state', 'read_result', 'JobsFailed', 'run_jobs', 'status', 'folder_status']
+           'job_states', 'read_result', 'JobsFailed', 'run_jobs', 'status', 'folder_status']
 
 # %% ../nbs/06a_jobs.ipynb #0bff9afb
 @dataclass(frozen=True)
@@ -114,17 +114,27 @@ def _levels(jobs) -> list[list]:
     for j in _order(jobs): level[j.id] = 1 + max((level[n] for n in j.needs), default=-1)
     return [[j for j in jobs if level[j.id] == k] for k in range(max(level.values(), default=-1) + 1)]
 
-def job_state(job: Job, out, folders: dict | None = None) -> str:
-    "'done', 'stale' (a result it used has changed since), 'failed' or 'pending'."
-    folder = Path(out) / job.folder_name
+def _own_state(job: Job, out: Path, folders: dict) -> str:
+    "`job`'s state from its own folder: 'done', 'stale' (a result it used has changed, or its `check` fails), 'failed' or 'pending'."
+    folder = out / job.folder_name
     if (folder / RESULT).is_file():
         try: saved = json.loads((folder / RESULT).read_text())
         except (OSError, json.JSONDecodeError): return 'pending'
         for n, d in saved.get('inputs', {}).items():
-            p = Path(out) / (folders or {}).get(n, '') / RESULT
+            p = out / folders.get(n, '') / RESULT
             if not p.is_file() or value_digest(p) != d: return 'stale'
         return 'stale' if job.check and not resolve(job.check)(job.args, saved['value']) else 'done'
     return 'failed' if (folder / ERROR).is_file() else 'pending'
+
+def job_states(jobs, out) -> dict:
+    """`{job id: state}` for `jobs` (each of them and the jobs they need): 'done', 'stale', 'failed' or 'pending'. A
+    finished job that needs a job not done is stale too: that job's rerun will change what it was computed from (a
+    model that a check finds changed is retrained, and so are the results that used it)."""
+    out, folders, states = Path(out), {j.id: j.folder_name for j in jobs}, {}
+    for j in _order(jobs):
+        s = _own_state(j, out, folders)
+        states[j.id] = 'stale' if s == 'done' and any(states[n] != 'done' for n in j.needs) else s
+    return states
 
 def read_result(job: Job, out):
     "The value a finished job returned."
@@ -219,8 +229,8 @@ def run_jobs(jobs, out, executor: str = 'inprocess', workers: int = 2, gpus=None
     except OSError as e: raise ValueError(f"out: cannot create {out} ({e.strerror})") from None
     if not os.access(out, os.W_OK): raise ValueError(f"out: cannot write into {out}")
     folders = {j.id: j.folder_name for j in jobs}
-    order = _order(jobs)
-    todo = [j for j in order if job_state(j, out, folders) != 'done']
+    states = job_states(jobs, out)
+    todo = [j for j in _order(jobs) if states[j.id] != 'done']
     counts = dict(done=len(jobs) - len(todo), running=0, failed=0)
     bar = tqdm(total=len(jobs), initial=counts['done'], desc=desc, disable=not progress or not todo, leave=False)
     failed = []
@@ -242,8 +252,8 @@ def run_jobs(jobs, out, executor: str = 'inprocess', workers: int = 2, gpus=None
 
 def status(jobs, out) -> list[dict]:
     "Every job's name, id, state and folder."
-    folders = {j.id: j.folder_name for j in jobs}
-    return [dict(name=j.name, id=j.id, state=job_state(j, out, folders), folder=str(Path(out) / j.folder_name)) for j in _order(jobs)]
+    states = job_states(jobs, out)
+    return [dict(name=j.name, id=j.id, state=states[j.id], folder=str(Path(out) / j.folder_name)) for j in _order(jobs)]
 
 def folder_status(out) -> list[dict]:
     "The jobs found under `out` (any depth) from their folders alone: name, state ('done', 'failed' or 'started') and seconds."

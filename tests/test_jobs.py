@@ -69,16 +69,27 @@ def test_failed_jobs_are_named_with_their_logs_and_the_rest_finish(tmp_path):
     with pytest.raises(ValueError, match='executor must be one of'): run_jobs([ok], tmp_path, executor='cloud')
 
 
-def test_a_retrained_model_makes_its_jobs_stale(tiny, tmp_path):
+def test_a_retrained_model_makes_its_jobs_and_the_runs_that_used_it_run_again(tiny, straight, tmp_path, monkeypatch):
+    """A finished experiment meets a cache whose GRU 0 was trained again to other weights (another machine): its
+    training job is stale, so is every run that used it, and the rerun's records are those of the models there now."""
+    import torch
+    from mas_nb.checkpoints import cache_path, load_model, save_model
     from mas_nb.experiments import experiment_jobs
+    cache = tmp_path / 'cache'; cache.mkdir()
+    for s in (0, 1): shutil.copy(cache_path('multiobject', 'gru', s), cache)
+    monkeypatch.setenv('MAS_NB_CACHE', str(cache))
     jobs, runs = experiment_jobs('fig2d', tiny)
-    run_jobs(jobs, tmp_path, progress=False)
-    train = next(j for j in jobs if j.name == 'train-multiobject-gru-0')
-    saved = json.loads((tmp_path / train.folder_name / 'result.json').read_text())
-    saved['value']['digest'] = 'not the file any more'
-    (tmp_path / train.folder_name / 'result.json').write_text(json.dumps(saved))
-    states = {r['name']: r['state'] for r in status(jobs, tmp_path)}
-    assert states['train-multiobject-gru-0'] == 'stale' and states['train-multiobject-gru-1'] == 'done'
+    assert run_experiment('fig2d', tiny, out=tmp_path / 'out', progress=False) == straight
+    retrained = load_model(cache_path('multiobject', 'gru', 0))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for w in retrained.parameters(): w.add_(0.05 * torch.randn_like(w))
+    save_model(retrained, cache_path('multiobject', 'gru', 0))
+    states = {r['name']: r['state'] for r in status(jobs, tmp_path / 'out')}
+    assert states.pop('train-multiobject-gru-0') == 'stale' and states.pop('train-multiobject-gru-1') == 'done'
+    assert set(states.values()) == {'stale'}   # every fig2d run uses GRU 0
+    resumed = run_experiment('fig2d', tiny, out=tmp_path / 'out', progress=False)
+    assert resumed == run_experiment('fig2d', tiny, out=tmp_path / 'fresh', progress=False) and resumed != straight
 
 
 def _slurm_answers() -> bool:
