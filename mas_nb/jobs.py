@@ -176,6 +176,7 @@ def _run_local(todo, out, folders, report, workers: int, gpus):
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, **init) as pool:
         while pending or running:
             for j in [j for j in pending if all(n not in ids or n in ended for n in j.needs)]:
+                if len(running) == workers: break   # the rest wait here, not in the pool's queue: 'running' means running
                 pending.remove(j)
                 if not _needs_done(j, out, folders): report(j, 'blocked'); ended.add(j.id); continue
                 running[pool.submit(execute, _payload(j, out, folders), out / j.folder_name)] = j
