@@ -1,5 +1,5 @@
 "Experiments as jobs: a killed run resumes to the records of an uninterrupted one; workers and submitit give the same records."
-import json, os, shutil, signal, subprocess, sys, time
+import os, shutil, signal, subprocess, sys, time
 
 import pytest
 
@@ -78,7 +78,7 @@ def test_a_retrained_model_makes_its_jobs_and_the_runs_that_used_it_run_again(ti
     cache = tmp_path / 'cache'; cache.mkdir()
     for s in (0, 1): shutil.copy(cache_path('multiobject', 'gru', s), cache)
     monkeypatch.setenv('MAS_NB_CACHE', str(cache))
-    jobs, runs = experiment_jobs('fig2d', tiny)
+    jobs, _ = experiment_jobs('fig2d', tiny)
     assert run_experiment('fig2d', tiny, out=tmp_path / 'out', progress=False) == straight
     retrained = load_model(cache_path('multiobject', 'gru', 0))
     torch.manual_seed(0)
