@@ -295,9 +295,10 @@ def reproduce(experiment: str,           # fig2ab, fig2d, fig3a, fig3b, arithmet
     for row in res['summary']:
         keys = '  '.join(f"{v}" for k, v in row.items() if k not in ('mean', 'se', 'n', 'below'))
         below = f", {row['below']} below threshold" if row.get('below') else ''
-        _say(f"{keys:<45} {row['mean']:.3f} ± {row['se']:.3f}  (n={row['n']}{below})")
+        se = '' if row['se'] is None else f" ± {row['se']:.3f}"   # n = 1 has no standard error
+        _say(f"{keys:<45} {row['mean']:.3f}{se}  (n={row['n']}{below})")
     _say(experiments.caption(p, res['records']))
-    _say(f"wrote {Path(out) / experiment}.json and .png ({res['seconds']} s)")
+    _say(f"results in {Path(out) / experiment}.json and .png (the run took {res['seconds']} s)")
     return res
 
 # %% ../nbs/08_cli.ipynb #5d7811a9

@@ -12,7 +12,7 @@ import numpy as np
 from tqdm.auto import tqdm
 from .checkpoints import cache_path, cached_model
 from .jobs import Job, digest, run_jobs, scratch
-from .files import atomic_write, write_json, writable_folder
+from .files import atomic_write, strict, write_json, writable_folder
 from .mas import fit_mas, mean_se
 from .similarity import protocol_rows, similarity_protocol
 from .tasks import check_n, check_real
@@ -490,20 +490,30 @@ def reproduce(name: str,           # one of `EXPERIMENTS`
               slurm: dict | None = None,  # SLURM options for submitit: partition, gpus_per_node, timeout_min, account, ...
               **kw) -> dict:       # passed on to the experiment (e.g. `tasks=` of fig3b)
     """Run experiment `name` at `preset` as jobs in `out/jobs/NAME` (a rerun skips the finished ones and resumes the
-    interrupted ones); write `out/NAME.json` and `out/NAME.png`. Files there that git tracks (the committed
+    interrupted ones); write `out/NAME.json` and `out/NAME.png`, and return what the JSON holds. Called again on a
+    finished run, it returns the saved result and writes nothing. Files there that git tracks (the committed
     `results/`, when run from the repository) are overwritten only with `force=True`."""
     _, plot, by = _experiment(name)
     p, start = check_preset(get_preset(preset)), time.perf_counter()
     out = _output_folder(out, [f"{name}.json", f"{name}.png"], force)   # fail before hours of work, not after
     records = run_experiment(_experiment(name)[0], p, out / 'jobs' / name, executor, workers, gpus, slurm, **kw)
     if not records: raise ValueError(f"{name} gave no records at this preset; nothing was written")
-    result = dict(experiment=name, preset=asdict(p), seconds=round(time.perf_counter() - start, 1),
-                  summary=summarise(records, by), records=records)
+    saved = _saved_result(out / f"{name}.json", p, records)
+    if saved and (out / f"{name}.png").is_file(): return saved   # called again on a finished run: its result, untouched
+    result = strict(dict(experiment=name, preset=asdict(p), seconds=round(time.perf_counter() - start, 1),
+                         summary=summarise(records, by), records=records))   # as the JSON holds it (NaN as None)
     write_json(out / f"{name}.json", result)
     fig = plot(records)
     fig.suptitle(caption(p, records), fontsize=9)
     atomic_write(out / f"{name}.png", lambda f: fig.savefig(f, format='png', dpi=120))
     return result
+
+def _saved_result(path: Path, p: Preset, records: list) -> dict | None:
+    "The result saved at `path` if it holds this preset and these records (the same run), else None."
+    try: saved = json.loads(path.read_text())
+    except (OSError, ValueError): return None
+    same = isinstance(saved, dict) and saved.get('preset') == strict(asdict(p)) and saved.get('records') == strict(records)
+    return saved if same else None
 
 def load_result(name: str, folder='results') -> dict:
     "The JSON `reproduce` wrote for `name`."

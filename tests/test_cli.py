@@ -83,7 +83,10 @@ def test_reproduce_writes_records_summary_and_figure(tmp_path):
     assert 'preset small: 64 training / 64 test interventions, at most 4 steps; 3 of 3 fitted records' in r.stdout
     assert (tmp_path / 'fig2d.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     assert sorted(p.name for p in tmp_path.iterdir()) == ['fig2d.json', 'fig2d.png', 'jobs']  # no temporary files left, and its jobs
-    assert 'wrote' in r.stdout and 'Stitch' in r.stdout
+    assert 'results in' in r.stdout and 'Stitch' in r.stdout
+    saved = (tmp_path / 'fig2d.json').read_bytes()
+    again = run('reproduce', 'fig2d', '--preset', 'small', '--out', str(tmp_path), '--sizes', sizes)
+    assert again.stdout == r.stdout and (tmp_path / 'fig2d.json').read_bytes() == saved   # a finished run: the same result, not rewritten
 
 
 @pytest.mark.parametrize('args,message', [
