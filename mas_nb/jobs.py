@@ -257,11 +257,23 @@ def status(jobs, out) -> list[dict]:
     return [dict(name=j.name, id=j.id, state=states[j.id], folder=str(Path(out) / j.folder_name)) for j in _order(jobs)]
 
 def folder_status(out) -> list[dict]:
-    "The jobs found under `out` (any depth) from their folders alone: name, state ('done', 'failed' or 'started') and seconds."
-    rows = []
+    """The jobs found under `out` (any depth) from their folders alone: name, state and seconds. The state is what a
+    rerun would find (`job_states`, its checks run here: against this machine's model cache, say): 'done', 'stale',
+    'failed' or 'started'; a finished job whose needs are gone is stale."""
+    found = {}
     for spec in sorted(Path(out).rglob('job.json')):
-        f = spec.parent
-        state = 'done' if (f / RESULT).is_file() else 'failed' if (f / ERROR).is_file() else 'started'
-        secs = json.loads((f / RESULT).read_text()).get('seconds') if state == 'done' else None
-        rows.append(dict(name=json.loads(spec.read_text()).get('name', ''), state=state, seconds=secs, folder=str(f)))
+        d = json.loads(spec.read_text())
+        found[spec.parent] = Job(d['fn'], d.get('args', {}), tuple(d.get('needs', ())), d.get('name', ''), d.get('check', ''))
+    states = {}
+    for parent in dict.fromkeys(f.parent for f in found):   # the jobs of one run share a folder
+        jobs = {j.id: j for f, j in found.items() if f.parent == parent}
+        while orphans := [i for i, j in jobs.items() if not set(j.needs) <= set(jobs)]:
+            for i in orphans: states[parent, i] = 'stale'; del jobs[i]
+        states |= {(parent, i): s for i, s in job_states(list(jobs.values()), parent).items()}
+    rows = []
+    for f, j in found.items():
+        state = states[f.parent, j.id] if (f / RESULT).is_file() else 'failed' if (f / ERROR).is_file() else 'started'
+        state = 'started' if state == 'pending' else state   # a result that cannot be read
+        secs = json.loads((f / RESULT).read_text()).get('seconds') if state in ('done', 'stale') else None
+        rows.append(dict(name=j.name, state=state, seconds=secs, folder=str(f)))
     return rows

@@ -88,6 +88,8 @@ def test_a_retrained_model_makes_its_jobs_and_the_runs_that_used_it_run_again(ti
     states = {r['name']: r['state'] for r in status(jobs, tmp_path / 'out')}
     assert states.pop('train-multiobject-gru-0') == 'stale' and states.pop('train-multiobject-gru-1') == 'done'
     assert set(states.values()) == {'stale'}   # every fig2d run uses GRU 0
+    listed = {r['name']: r['state'] for r in folder_status(tmp_path / 'out')}   # `mas-nb jobs`, from the folders alone
+    assert listed == {r['name']: r['state'] for r in status(jobs, tmp_path / 'out')}
     resumed = run_experiment('fig2d', tiny, out=tmp_path / 'out', progress=False)
     assert resumed == run_experiment('fig2d', tiny, out=tmp_path / 'fresh', progress=False) and resumed != straight
 
