@@ -303,7 +303,7 @@ def reproduce(experiment: str,           # fig2ab, fig2d, fig3a, fig3b, arithmet
 
 # %% ../nbs/08_cli.ipynb #5d7811a9
 def jobs(folder: str):  # a folder of jobs, e.g. results/jobs (reproduce writes them to OUT/jobs/EXPERIMENT)
-    "List the jobs under a folder with their state (done; stale: a rerun runs it again, e.g. for a changed model; failed; started), time and folder."
+    "List the jobs under a folder with their state (done; stale: a rerun runs it again; failed; started), time and folder."
     from mas_nb.jobs import folder_status
     rows = folder_status(folder)
     if not rows: raise ValueError(f"no jobs under {folder}")

@@ -330,7 +330,7 @@ def plot_fig3a(records):
     s = summarise(records, ('direction', 'method'))
     bars(ax, [r for r in s if r['method'] != 'MAS'], 'direction', 'method',
          ref={r['direction']: r['mean'] for r in s if r['method'] == 'MAS'}, ylabel='IIA')
-    ax.set_title('GRU 1 inaccessible (dashed: MAS)')
+    ax.set_title("each pair's first GRU inaccessible (dashed: MAS)")   # No Access: into it
     return fig
 
 # %% ../nbs/06_experiments.ipynb #dc2fdb8c
