@@ -160,17 +160,21 @@ def _run_inprocess(todo, out, folders, report):
         try: execute(_payload(j, out, folders), out / j.folder_name); report(j, 'done')
         except Exception as e: report(j, 'failed', e)
 
-def _gpu_worker_init(queue):
-    "Pin a local worker to one GPU (taken from `queue`) before torch starts in it."
-    os.environ['CUDA_VISIBLE_DEVICES'] = str(queue.get())
+def _worker_init(threads: int, gpus):
+    """Before torch starts in a local worker: give it its share of the cores (unless OMP_NUM_THREADS says otherwise),
+    since workers that each took every core would fight over them; and pin it to one GPU, taken from the queue `gpus`."""
+    os.environ.setdefault('OMP_NUM_THREADS', str(threads))
+    if gpus is not None: os.environ['CUDA_VISIBLE_DEVICES'] = str(gpus.get())
+
+def _cores() -> int: return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
 
 def _run_local(todo, out, folders, report, workers: int, gpus):
     ctx = get_context('spawn')  # fresh interpreters: no forked torch state, the same as on a cluster
-    init = {}
+    q = None
     if gpus:
-        q = ctx.Queue()
+        q, workers = ctx.Queue(), len(gpus)
         for g in gpus: q.put(g)
-        init, workers = dict(initializer=_gpu_worker_init, initargs=(q,)), len(gpus)
+    init = dict(initializer=_worker_init, initargs=(max(1, _cores() // workers), q))
     ids = {j.id for j in todo}
     pending, running, ended = list(todo), {}, set()
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, **init) as pool:
@@ -220,7 +224,7 @@ EXECUTORS = ('inprocess', 'local', 'slurm', 'submitit-local')
 def run_jobs(jobs, out, executor: str = 'inprocess', workers: int = 2, gpus=None, slurm: dict | None = None,
              progress: bool = True, desc: str = 'jobs') -> dict:
     """Run the jobs of `jobs` that are not done, each in `out/<name>-<id>/`; returns `{job id: result value}` for all.
-    `executor`: 'inprocess', 'local' (`workers` processes, or one per GPU of `gpus`), 'slurm' or 'submitit-local'
+    `executor`: 'inprocess', 'local' (`workers` processes sharing the cores, or one per GPU of `gpus`), 'slurm' or 'submitit-local'
     (through submitit, with `slurm` options). Failed jobs raise `JobsFailed` naming their logs, after the rest ran."""
     if executor not in EXECUTORS: raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1: raise ValueError(f"workers must be a positive integer, got {workers!r}")

@@ -48,8 +48,20 @@ def test_kill_9_mid_experiment_then_rerun_gives_the_records_of_an_uninterrupted_
     assert resumed['records'] == whole['records'] and len(whole['records']) == 6
 
 
-def test_two_local_workers_give_the_records_of_one_process(tiny, straight, tmp_path):
+def test_two_local_workers_give_the_records_of_one_process(tiny, straight, tmp_path, monkeypatch):
+    import torch  # the workers run with this process's threads: torch's sums depend on the thread count in the last bits
+    monkeypatch.setenv('OMP_NUM_THREADS', str(torch.get_num_threads()))
     assert run_experiment('fig2d', tiny, out=tmp_path, executor='local', workers=2, progress=False) == straight
+
+
+def test_local_workers_share_the_cores_unless_omp_num_threads_says(tmp_path, monkeypatch):
+    threads = Job('torch:get_num_threads')   # a job whose result is its worker's torch thread count
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.delenv('OMP_NUM_THREADS', raising=False)
+    assert run_jobs([threads], tmp_path / 'one', executor='local', workers=1, progress=False)[threads.id] == cores
+    assert run_jobs([threads], tmp_path / 'two', executor='local', workers=2, progress=False)[threads.id] == max(1, cores // 2)
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')   # torch takes at most the cores: 1 is the setting that differs from a share
+    assert run_jobs([threads], tmp_path / 'set', executor='local', workers=1, progress=False)[threads.id] == 1 < cores
 
 
 def test_submitit_local_executor_gives_the_same_records(tiny, straight, tmp_path):
