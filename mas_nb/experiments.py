@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 from .checkpoints import cache_path, cached_model
-from .jobs import Job, digest, run_jobs, scratch
+from .jobs import Job, digest, job_states, run_jobs, scratch
 from .files import atomic_write, strict, write_json, writable_folder
 from .mas import fit_mas, mean_se
 from .similarity import protocol_rows, similarity_protocol
@@ -471,14 +471,20 @@ def _git_tracked(path: Path) -> bool:
     try: return subprocess.run(['git', 'ls-files', '--error-unmatch', path.name], cwd=path.parent, capture_output=True, timeout=60).returncode == 0
     except (OSError, subprocess.SubprocessError): return False
 
-def _output_folder(out, names, force: bool) -> Path:
-    "`out` created and shown writable, with none of `names` there tracked by git unless `force`: checked before any work."
+def _output_folder(out, names) -> tuple[Path, list]:
+    "`out` created and shown writable, and those of `names` there that git tracks (the committed results)."
     if isinstance(out, str) and not out.strip(): raise ValueError("out must name a folder, got ''")
     out = writable_folder(out, 'results')
-    tracked = [n for n in names if (out / n).is_file() and _git_tracked(out / n)]
-    if tracked and not force:
-        raise ValueError(f"out={out} holds {tracked}, tracked by git (the committed results): pass force=True to overwrite them, or another out")
-    return out
+    return out, [n for n in names if (out / n).is_file() and _git_tracked(out / n)]
+
+def _all_done(name: str, p: Preset, jobs_folder: Path, kw: dict) -> bool:
+    "Whether every job of experiment `name` at `p` is done in `jobs_folder`, checked here: a rerun would run none."
+    units = _experiment(name)[0]
+    jobs, _ = experiment_jobs(units, p, **_options(units, kw))
+    return set(job_states(jobs, jobs_folder).values()) == {'done'}
+
+def _refuse(out, tracked, why: str):
+    raise ValueError(f"out={out} holds {tracked}, tracked by git (the committed results), and {why}: pass force=True to overwrite them, or another out")
 
 def reproduce(name: str,           # one of `EXPERIMENTS`
               preset='small',      # a `Preset` or its name: 'small', 'medium' or 'paper'
@@ -492,14 +498,18 @@ def reproduce(name: str,           # one of `EXPERIMENTS`
     """Run experiment `name` at `preset` as jobs in `out/jobs/NAME` (a rerun skips the finished ones and resumes the
     interrupted ones); write `out/NAME.json` and `out/NAME.png`, and return what the JSON holds. Called again on a
     finished run, it returns the saved result and writes nothing. Files there that git tracks (the committed
-    `results/`, when run from the repository) are overwritten only with `force=True`."""
+    `results/`, when run from the repository) are overwritten only with `force=True`; without it, they are read back
+    when every job is done here (a rerun would run none) and the records match."""
     _, plot, by = _experiment(name)
     p, start = check_preset(get_preset(preset)), time.perf_counter()
-    out = _output_folder(out, [f"{name}.json", f"{name}.png"], force)   # fail before hours of work, not after
+    out, tracked = _output_folder(out, [f"{name}.json", f"{name}.png"])
+    if tracked and not force and not _all_done(name, p, out / 'jobs' / name, kw):   # fail before hours of work, not after
+        _refuse(out, tracked, "this run has jobs to run")
     records = run_experiment(_experiment(name)[0], p, out / 'jobs' / name, executor, workers, gpus, slurm, **kw)
     if not records: raise ValueError(f"{name} gave no records at this preset; nothing was written")
     saved = _saved_result(out / f"{name}.json", p, records)
     if saved and (out / f"{name}.png").is_file(): return saved   # called again on a finished run: its result, untouched
+    if tracked and not force: _refuse(out, tracked, "its jobs' records differ from theirs")
     result = strict(dict(experiment=name, preset=asdict(p), seconds=round(time.perf_counter() - start, 1),
                          summary=summarise(records, by), records=records))   # as the JSON holds it (NaN as None)
     write_json(out / f"{name}.json", result)

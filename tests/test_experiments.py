@@ -21,6 +21,11 @@ def test_tracked_results_are_overwritten_only_with_force(tmp_path):
     assert json.loads((tmp_path / 'fig2d.json').read_text()) == {'committed': True}
     res = reproduce('fig2d', TINY, tmp_path, force=True)
     assert json.loads((tmp_path / 'fig2d.json').read_text())['records'] == res['records'] != []
+    git('add', 'fig2d.json', 'fig2d.png'); git('-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qm', 'new results')
+    stamp = (tmp_path / 'fig2d.json').stat().st_mtime_ns
+    assert reproduce('fig2d', TINY, tmp_path) == res   # every job done here: read back without force, nothing written
+    assert (tmp_path / 'fig2d.json').stat().st_mtime_ns == stamp
+    with pytest.raises(ValueError, match='this run has jobs to run'): reproduce('fig2d', replace(TINY, ks=(8,)), tmp_path)
     reproduce('fig2d', TINY, tmp_path / 'new')   # untracked files are written as before
 
 
