@@ -60,8 +60,8 @@ def test_local_workers_share_the_cores_unless_omp_num_threads_says(tmp_path, mon
     monkeypatch.delenv('OMP_NUM_THREADS', raising=False)
     assert run_jobs([threads], tmp_path / 'one', executor='local', workers=1, progress=False)[threads.id] == cores
     assert run_jobs([threads], tmp_path / 'two', executor='local', workers=2, progress=False)[threads.id] == max(1, cores // 2)
-    monkeypatch.setenv('OMP_NUM_THREADS', '1')   # torch takes at most the cores: 1 is the setting that differs from a share
-    assert run_jobs([threads], tmp_path / 'set', executor='local', workers=1, progress=False)[threads.id] == 1 < cores
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')   # torch takes at most the cores: 1 is the setting that can differ from a share
+    assert run_jobs([threads], tmp_path / 'set', executor='local', workers=1, progress=False)[threads.id] == 1
 
 
 def test_submitit_local_executor_gives_the_same_records(tiny, straight, tmp_path):
