@@ -4,13 +4,14 @@
 
 # %% ../nbs/06_experiments.ipynb #9a2d2a9a
 from __future__ import annotations
-import hashlib, inspect, json, subprocess, time
+import functools, hashlib, inspect, json, subprocess, time
 from dataclasses import dataclass, asdict, replace
 from itertools import combinations, product
 from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 from .checkpoints import cache_path, cached_model
+from .models import make_model
 from .jobs import Job, digest, job_states, run_jobs, scratch
 from .files import atomic_write, strict, write_json, writable_folder
 from .mas import fit_mas, mean_se
@@ -182,8 +183,15 @@ def experiment_jobs(experiment, p: Preset, **kw) -> tuple[list, list]:
     flat = lambda x: [str(v) for v in (x if isinstance(x, list) else [x])]
     preset = {k: v for k, v in asdict(p).items() if v is not None}  # a field added since, left None, keeps the jobs' ids
     runs = [Job('mas_nb.experiments:unit_job', dict(unit=fn, params=params, preset=preset), tuple(dict.fromkeys(train[tuple(m)].id for m in ms)),
-                name=f"{name}-{fn.strip('_')}-" + '-'.join(v for x in params for v in flat(x))) for fn, params, ms in units]
+                name=f"{name}-{fn.strip('_')}-" + '-'.join(v for x in params for v in flat(x)), cost=_cost(ms)) for fn, params, ms in units]
     return list(train.values()) + runs, runs
+
+def _cost(models) -> int:
+    "A unit's rough cost, for the order local workers take jobs in: its models' parameter count (a MAS step runs each of them)."
+    return sum(_n_params(task, arch) for task, arch, _ in models)
+
+@functools.cache
+def _n_params(task: str, arch: str) -> int: return sum(w.numel() for w in make_model(task, arch, width=WIDTH).parameters())
 
 def run_experiment(experiment, preset='small', out=None, executor: str = 'inprocess', workers: int = 2, gpus=None, slurm=None,
                    progress: bool = True, **kw) -> list:

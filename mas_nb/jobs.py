@@ -21,12 +21,15 @@ __all__ = ['RESULT', 'ERROR', 'LOG', 'EXECUTORS', 'Job', 'resolve', 'job_folder'
 class Job:
     """One unit of work: `fn` ('module:function') called with the JSON keyword arguments `args`, after the jobs of ids
     `needs`. `check` ('module:function', optional) is called with `(args, value)` on a finished result: False makes the
-    job run again (a trained model whose cache file has changed since, say)."""
+    job run again (a trained model whose cache file has changed since, say). `cost`: a rough relative size, not part of
+    the id: of the ready jobs, local workers start those that others wait for, then the costliest, so that the longest
+    does not start last."""
     fn: str
     args: dict = field(default_factory=dict)
     needs: tuple = ()
     name: str = ''
     check: str = ''
+    cost: float = 0.0
 
     @property
     def id(self) -> str:
@@ -36,7 +39,8 @@ class Job:
     @property
     def folder_name(self) -> str: return f"{re.sub(r'[^A-Za-z0-9_.=-]+', '_', self.name)[:60]}-{self.id}" if self.name else self.id
 
-    def to_dict(self) -> dict: return dict(fn=self.fn, args=self.args, needs=list(self.needs), name=self.name, check=self.check, id=self.id)
+    def to_dict(self) -> dict:
+        return dict(fn=self.fn, args=self.args, needs=list(self.needs), name=self.name, check=self.check, cost=self.cost, id=self.id)
 
 def resolve(fn: str):
     "The function named 'module:function'."
@@ -177,9 +181,11 @@ def _run_local(todo, out, folders, report, workers: int, gpus):
     init = dict(initializer=_worker_init, initargs=(max(1, _cores() // workers), q))
     ids = {j.id for j in todo}
     pending, running, ended = list(todo), {}, set()
+    awaited = {n for j in todo for n in j.needs}   # what other jobs wait for starts first, then the costliest
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, **init) as pool:
         while pending or running:
-            for j in [j for j in pending if all(n not in ids or n in ended for n in j.needs)]:
+            ready = [j for j in pending if all(n not in ids or n in ended for n in j.needs)]
+            for j in sorted(ready, key=lambda j: (j.id not in awaited, -j.cost)):   # so that the last to start is a short one
                 if len(running) == workers: break   # the rest wait here, not in the pool's queue: 'running' means running
                 pending.remove(j)
                 if not _needs_done(j, out, folders): report(j, 'blocked'); ended.add(j.id); continue

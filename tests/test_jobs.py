@@ -64,6 +64,14 @@ def test_local_workers_share_the_cores_unless_omp_num_threads_says(tmp_path, mon
     assert run_jobs([threads], tmp_path / 'set', executor='local', workers=1, progress=False)[threads.id] == 1
 
 
+def test_a_free_local_worker_starts_what_others_wait_for_then_the_costliest(tmp_path):
+    a, b, c = (Job('json:loads', dict(s=str(x)), name=n, cost=x) for n, x in (('a', 1), ('b', 2), ('c', 3)))
+    d = Job('json:loads', dict(s='4'), needs=(a.id,), name='d', cost=4)
+    run_jobs([b, c, a, d], tmp_path, executor='local', workers=1, progress=False)
+    started = sorted([a, b, c, d], key=lambda j: (tmp_path / j.folder_name / 'job.json').stat().st_mtime_ns)  # one worker: one at a time
+    assert [j.name for j in started] == ['a', 'd', 'c', 'b']
+
+
 def test_submitit_local_executor_gives_the_same_records(tiny, straight, tmp_path):
     pytest.importorskip('submitit')
     assert run_experiment('fig2d', tiny, out=tmp_path, executor='submitit-local', progress=False) == straight
@@ -117,3 +125,13 @@ def test_slurm_executor_gives_the_same_records(tiny, straight, tmp_path):
     pytest.importorskip('submitit')
     assert run_experiment('fig2d', tiny, out=tmp_path, executor='slurm', slurm=dict(timeout_min=10), progress=False) == straight
     assert list((tmp_path / '.submitit').glob('*_log.out'))  # SLURM's own job logs: sbatch ran them
+
+
+def test_a_unit_costs_its_models_parameter_count(tiny):
+    "fig2ab's GRU-Transformer units cost more than its GRU-GRU units, so local workers start them first."
+    from mas_nb.experiments import experiment_jobs
+    from mas_nb.models import make_model
+    _, runs = experiment_jobs('fig2ab', tiny)
+    size = lambda arch: sum(w.numel() for w in make_model('multiobject', arch).parameters())
+    costs = {j.name.split('-')[3]: j.cost for j in runs}   # the comparison's second architecture
+    assert costs == {'gru': 2 * size('gru'), 'transformer': size('gru') + size('transformer')}
