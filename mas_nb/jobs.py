@@ -4,7 +4,7 @@
 
 # %% ../nbs/06a_jobs.ipynb #d4f326fd
 from __future__ import annotations
-import contextlib, contextvars, hashlib, importlib, json, os, re, time, traceback
+import contextlib, contextvars, hashlib, importlib, json, math, os, re, time, traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -30,6 +30,10 @@ class Job:
     name: str = ''
     check: str = ''
     cost: float = 0.0
+
+    def __post_init__(self):
+        if isinstance(self.cost, bool) or not isinstance(self.cost, (int, float)) or not math.isfinite(self.cost):
+            raise ValueError(f"cost must be a finite number, got {self.cost!r}")
 
     @property
     def id(self) -> str:
@@ -181,11 +185,11 @@ def _run_local(todo, out, folders, report, workers: int, gpus):
     init = dict(initializer=_worker_init, initargs=(max(1, _cores() // workers), q))
     ids = {j.id for j in todo}
     pending, running, ended = list(todo), {}, set()
-    awaited = {n for j in todo for n in j.needs}   # what other jobs wait for starts first, then the costliest
+    awaited = {n for j in todo for n in j.needs}
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, **init) as pool:
         while pending or running:
             ready = [j for j in pending if all(n not in ids or n in ended for n in j.needs)]
-            for j in sorted(ready, key=lambda j: (j.id not in awaited, -j.cost)):   # so that the last to start is a short one
+            for j in sorted(ready, key=lambda j: (j.id not in awaited, -j.cost)):   # what others wait for, then the longest
                 if len(running) == workers: break   # the rest wait here, not in the pool's queue: 'running' means running
                 pending.remove(j)
                 if not _needs_done(j, out, folders): report(j, 'blocked'); ended.add(j.id); continue
